@@ -1,0 +1,317 @@
+#include "config.h"
+
+#define G_LOG_DOMAIN "ppn"
+
+#include <string.h>
+
+#include "ppn-config.h"
+#include "ppn-error.h"
+#include "ppn-http.h"
+#include "ppn-i18n.h"
+#include "ppn-json.h"
+
+/* with @client_ca, the handshake requires a client certificate issued by
+ * that CA: a caller without one never reaches a handler */
+SoupServer *
+ppn_http_server_new (GTlsCertificate *cert, GTlsDatabase *client_ca, GError **error)
+{
+	g_autoptr(SoupServer) server = NULL;
+
+	g_return_val_if_fail (G_IS_TLS_CERTIFICATE (cert), NULL);
+	server = soup_server_new ("server-header", PACKAGE_NAME "/" PACKAGE_VERSION " ",
+				  "tls-certificate", cert, NULL);
+	if (server == NULL) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INTERNAL, _("Cannot create the HTTP server"));
+		return NULL;
+	}
+	if (client_ca != NULL) {
+		soup_server_set_tls_database (server, client_ca);
+		soup_server_set_tls_auth_mode (server, G_TLS_AUTHENTICATION_REQUIRED);
+	}
+	return g_steal_pointer (&server);
+}
+
+gboolean
+ppn_http_listen (SoupServer *server, const gchar *address, guint16 *bound_port, GError **error)
+{
+	g_autofree gchar *host = NULL;
+	guint16 port = 0;
+	g_autoptr(GInetAddress) inet = NULL;
+	g_autoptr(GSocketAddress) sockaddr = NULL;
+	g_autoslist(GUri) uris = NULL;
+
+	if (!ppn_config_parse_address (address, &host, &port, error))
+		return FALSE;
+	inet = g_inet_address_new_from_string (host);
+	if (inet == NULL && g_strcmp0 (host, "localhost") == 0)
+		inet = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	if (inet == NULL) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("Listen address '%s' must be a numeric IP address"), address);
+		return FALSE;
+	}
+	sockaddr = g_inet_socket_address_new (inet, port);
+	if (!soup_server_listen (server, sockaddr, SOUP_SERVER_LISTEN_HTTPS, error)) {
+		g_prefix_error (error, _("Cannot listen on %s: "), address);
+		return FALSE;
+	}
+	uris = soup_server_get_uris (server);
+	if (bound_port != NULL && uris != NULL) {
+		for (GSList *l = uris; l != NULL; l = l->next)
+			*bound_port = (guint16)g_uri_get_port (l->data);
+	}
+	return TRUE;
+}
+
+static void
+ppn_http_set_json_body (SoupServerMessage *msg, JsonNode *node)
+{
+	gsize len = 0;
+	g_autofree gchar *data = ppn_json_to_data (node, &len);
+	g_autofree gchar *with_nl = g_strconcat (data, "\n", NULL);
+
+	soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, with_nl, len + 1);
+}
+
+void
+ppn_http_reply_json (SoupServerMessage *msg, guint status, JsonNode *node)
+{
+	soup_server_message_set_status (msg, status, NULL);
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control", "no-store");
+	ppn_http_set_json_body (msg, node);
+}
+
+void
+ppn_http_reply_no_content (SoupServerMessage *msg)
+{
+	soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+	soup_server_message_set_response (msg, NULL, SOUP_MEMORY_STATIC, NULL, 0);
+}
+
+void
+ppn_http_reply_error (SoupServerMessage *msg, const GError *error)
+{
+	PpnError code = PPN_ERROR_INTERNAL;
+	g_autoptr(JsonBuilder) b = json_builder_new ();
+	g_autoptr(JsonNode) root = NULL;
+
+	if (error != NULL && error->domain == PPN_ERROR)
+		code = (PpnError)error->code;
+	json_builder_begin_object (b);
+	json_builder_set_member_name (b, "error");
+	json_builder_begin_object (b);
+	json_builder_set_member_name (b, "code");
+	json_builder_add_string_value (b, ppn_error_to_string (code));
+	json_builder_set_member_name (b, "message");
+	/* internal details stay in the log, not in the answer */
+	if (code == PPN_ERROR_INTERNAL || error == NULL)
+		json_builder_add_string_value (b, _("Internal error"));
+	else
+		json_builder_add_string_value (b, error->message);
+	json_builder_end_object (b);
+	json_builder_end_object (b);
+	root = json_builder_get_root (b);
+	if (code == PPN_ERROR_UNAUTHORIZED)
+		soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+					      "WWW-Authenticate", "Bearer realm=\"ppn\"");
+	ppn_http_reply_json (msg, ppn_error_to_http_status (code), root);
+}
+
+gboolean
+ppn_http_check_body_size (SoupServerMessage *msg, gsize max_body, GError **error)
+{
+	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
+	goffset len = soup_message_headers_get_content_length (hdrs);
+
+	if (len > (goffset)max_body) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_PAYLOAD_TOO_LARGE,
+			     _("The request body is larger than %" G_GSIZE_FORMAT " bytes"), max_body);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+JsonNode *
+ppn_http_read_json (SoupServerMessage *msg, gsize max_body, GError **error)
+{
+	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
+	SoupMessageBody *body = soup_server_message_get_request_body (msg);
+	g_autoptr(GBytes) bytes = NULL;
+	const gchar *ctype = soup_message_headers_get_content_type (hdrs, NULL);
+	gsize len = 0;
+	const gchar *data;
+
+	if (ctype == NULL || g_ascii_strcasecmp (ctype, "application/json") != 0) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNSUPPORTED_MEDIA_TYPE,
+				     _("The request body must be sent as Content-Type: application/json"));
+		return NULL;
+	}
+	if (!ppn_http_check_body_size (msg, max_body, error))
+		return NULL;
+	bytes = soup_message_body_flatten (body);
+	data = g_bytes_get_data (bytes, &len);
+	if (len > max_body) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_PAYLOAD_TOO_LARGE,
+			     _("The request body is larger than %" G_GSIZE_FORMAT " bytes"), max_body);
+		return NULL;
+	}
+	if (len == 0) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST, _("The request body is empty"));
+		return NULL;
+	}
+	return ppn_json_parse_object (data, len, PPN_JSON_MAX_DEPTH, error);
+}
+
+gboolean
+ppn_http_peer_identity (SoupServerMessage *msg, PpnTlsRole *role, gchar **name, GError **error)
+{
+	GTlsCertificate *peer = soup_server_message_get_tls_peer_certificate (msg);
+
+	/* the handshake already required a verified chain; check again so a
+	 * server built without a client CA cannot be mistaken for one */
+	if (peer == NULL || soup_server_message_get_tls_peer_certificate_errors (msg) != 0) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNAUTHORIZED,
+				     _("A client certificate issued by the fleet CA is required"));
+		return FALSE;
+	}
+	return ppn_tls_certificate_identity (peer, role, name, error);
+}
+
+SoupSession *
+ppn_http_session_new (GTlsDatabase *ca, guint timeout_seconds)
+{
+	return soup_session_new_with_options ("tls-database", ca,
+					      "timeout", timeout_seconds,
+					      "idle-timeout", 60,
+					      "user-agent", PACKAGE_NAME "/" PACKAGE_VERSION " ",
+					      NULL);
+}
+
+SoupMessage *
+ppn_http_request_new (const gchar *method,
+		      const gchar *url,
+		      JsonNode *body,
+		      GTlsCertificate *client_cert,
+		      GError **error)
+{
+	g_autoptr(GUri) uri = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, error);
+	g_autoptr(SoupMessage) msg = NULL;
+
+	if (uri == NULL) {
+		g_prefix_error (error, _("Invalid URL %s: "), url);
+		return NULL;
+	}
+	msg = soup_message_new_from_uri (method, uri);
+	if (body != NULL) {
+		gsize len = 0;
+		g_autofree gchar *data = ppn_json_to_data (body, &len);
+		g_autoptr(GBytes) bytes = g_bytes_new_take (g_steal_pointer (&data), len);
+		soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+	}
+	if (client_cert != NULL)
+		soup_message_set_tls_client_certificate (msg, client_cert);
+	return g_steal_pointer (&msg);
+}
+
+/* 2xx: the JSON body (NULL for an empty one); else a GError with the
+ * code and message the peer sent */
+JsonNode *
+ppn_http_response_parse (SoupMessage *msg, GBytes *body, GError **error)
+{
+	guint status = soup_message_get_status (msg);
+	gsize len = 0;
+	const gchar *data = body != NULL ? g_bytes_get_data (body, &len) : NULL;
+	g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+	JsonNode *root = NULL;
+
+	if (len > 0 && json_parser_load_from_data (parser, data, (gssize)len, NULL))
+		root = json_parser_get_root (parser);
+
+	if (SOUP_STATUS_IS_SUCCESSFUL (status)) {
+		if (len == 0)
+			return NULL;
+		if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+				     _("The server answered %u with a body that is not a JSON object"), status);
+			return NULL;
+		}
+		return json_node_ref (root);
+	}
+	if (root != NULL && JSON_NODE_HOLDS_OBJECT (root)) {
+		JsonObject *err = json_object_get_object_member (json_node_get_object (root), "error");
+		if (err != NULL) {
+			const gchar *code_str = json_object_get_string_member_with_default (err, "code", NULL);
+			const gchar *message = json_object_get_string_member_with_default (err, "message", "");
+			PpnError code = PPN_ERROR_INTERNAL;
+			if (!ppn_error_from_string (code_str, &code))
+				code = PPN_ERROR_INTERNAL;
+			g_set_error_literal (error, PPN_ERROR, code, message);
+			return NULL;
+		}
+	}
+	g_set_error (error, PPN_ERROR, status >= 500 ? PPN_ERROR_UNAVAILABLE : PPN_ERROR_INTERNAL,
+		     _("The server answered %u %s"), status,
+		     soup_message_get_reason_phrase (msg) != NULL ? soup_message_get_reason_phrase (msg) : "");
+	return NULL;
+}
+
+static void
+ppn_http_send_json_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = user_data;
+	SoupMessage *msg = g_task_get_task_data (task);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, &error);
+	JsonNode *node;
+
+	if (body == NULL) {
+		ppn_error_convert (&error);
+		if (error->code == PPN_ERROR_INTERNAL)
+			error->code = PPN_ERROR_UNAVAILABLE;
+		g_task_return_error (task, g_steal_pointer (&error));
+		return;
+	}
+	node = ppn_http_response_parse (msg, body, &error);
+	if (error != NULL) {
+		g_task_return_error (task, g_steal_pointer (&error));
+		return;
+	}
+	g_task_return_pointer (task, node, (GDestroyNotify)json_node_unref);
+}
+
+void
+ppn_http_send_json_async (SoupSession *session,
+			  SoupMessage *msg,
+			  GCancellable *cancellable,
+			  GAsyncReadyCallback callback,
+			  gpointer user_data)
+{
+	GTask *task = g_task_new (session, cancellable, callback, user_data);
+
+	g_task_set_source_tag (task, ppn_http_send_json_async);
+	g_task_set_task_data (task, g_object_ref (msg), g_object_unref);
+	soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, cancellable,
+					  ppn_http_send_json_cb, task);
+}
+
+/* NULL without error means a successful empty answer (204) */
+JsonNode *
+ppn_http_send_json_finish (SoupSession *session, GAsyncResult *res, GError **error)
+{
+	g_return_val_if_fail (g_task_is_valid (res, session), NULL);
+	return g_task_propagate_pointer (G_TASK (res), error);
+}
+
+JsonNode *
+ppn_http_send_json (SoupSession *session, SoupMessage *msg, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(GBytes) body = soup_session_send_and_read (session, msg, cancellable, error);
+
+	if (body == NULL) {
+		ppn_error_convert (error);
+		if (error != NULL && *error != NULL && (*error)->code == PPN_ERROR_INTERNAL)
+			(*error)->code = PPN_ERROR_UNAVAILABLE;
+		return NULL;
+	}
+	return ppn_http_response_parse (msg, body, error);
+}

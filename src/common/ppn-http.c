@@ -237,14 +237,21 @@ ppn_http_response_parse (SoupMessage *msg, GBytes *body, GError **error)
 		}
 		return json_node_ref (root);
 	}
+	/* the peer's body is untrusted: json-glib's typed getters warn (and
+	 * g_set_error_literal crashes on NULL) when a member is missing or of
+	 * another type, so look at each node before reading it */
 	if (root != NULL && JSON_NODE_HOLDS_OBJECT (root)) {
-		JsonObject *err = json_object_get_object_member (json_node_get_object (root), "error");
-		if (err != NULL) {
-			const gchar *code_str = json_object_get_string_member_with_default (err, "code", NULL);
-			const gchar *message = json_object_get_string_member_with_default (err, "message", "");
+		JsonNode *err_node = json_object_get_member (json_node_get_object (root), "error");
+		if (err_node != NULL && JSON_NODE_HOLDS_OBJECT (err_node)) {
+			JsonObject *err = json_node_get_object (err_node);
+			const gchar *code_str = NULL;
+			const gchar *message = NULL;
 			PpnError code = PPN_ERROR_INTERNAL;
-			if (!ppn_error_from_string (code_str, &code))
+			if (!ppn_json_get_string (err, "code", FALSE, &code_str, NULL) ||
+			    !ppn_error_from_string (code_str, &code))
 				code = PPN_ERROR_INTERNAL;
+			if (!ppn_json_get_string (err, "message", FALSE, &message, NULL) || message == NULL)
+				message = ppn_error_to_string (code);
 			g_set_error_literal (error, PPN_ERROR, code, message);
 			return NULL;
 		}

@@ -12,12 +12,41 @@ typedef struct {
 	gboolean is_object;
 	gboolean expect_key;
 	GHashTable *keys;
+	const gchar *last_key; /* owned by keys */
 } PpnJsonLevel;
 
 static void
 ppn_json_level_clear (PpnJsonLevel *level)
 {
 	g_clear_pointer (&level->keys, g_hash_table_unref);
+}
+
+/* json-glib wraps integers outside gint64 silently (-18446744073709551360
+ * reads as 256), so an integer literal must fit before it is parsed */
+static gboolean
+ppn_json_check_integer (const gchar *data, gsize len, gsize *pos, const gchar *key, GError **error)
+{
+	gsize start = *pos;
+	gboolean is_integer = TRUE;
+	g_autofree gchar *literal = NULL;
+	g_autoptr(GError) local = NULL;
+
+	while (*pos < len && (g_ascii_isdigit (data[*pos]) || data[*pos] == '-' || data[*pos] == '+' ||
+			      data[*pos] == '.' || data[*pos] == 'e' || data[*pos] == 'E')) {
+		if (data[*pos] == '.' || data[*pos] == 'e' || data[*pos] == 'E')
+			is_integer = FALSE;
+		(*pos)++;
+	}
+	if (!is_integer)
+		return TRUE; /* a double: ppn_json_get_int refuses it by type */
+	literal = g_strndup (data + start, *pos - start);
+	if (!g_ascii_string_to_signed (literal, 10, G_MININT64, G_MAXINT64, NULL, &local) &&
+	    g_error_matches (local, G_NUMBER_PARSER_ERROR, G_NUMBER_PARSER_ERROR_OUT_OF_BOUNDS)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("Field '%s' holds a number out of range"), key != NULL ? key : "[]");
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* json-glib recurses without a bound and keeps the last of duplicated
@@ -60,6 +89,7 @@ ppn_json_precheck (const gchar *data, gsize len, guint max_depth, GError **error
 								     _("Object keys must not contain escape sequences"));
 						return FALSE;
 					}
+					top->last_key = key;
 					if (!g_hash_table_add (top->keys, g_steal_pointer (&key))) {
 						g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 							     _("Field '%.*s' appears more than once"),
@@ -72,8 +102,18 @@ ppn_json_precheck (const gchar *data, gsize len, guint max_depth, GError **error
 			i++;
 			continue;
 		}
+		if (c == '-' || g_ascii_isdigit (c)) {
+			const gchar *key = NULL;
+			if (stack->len > 0) {
+				PpnJsonLevel *top = &g_array_index (stack, PpnJsonLevel, stack->len - 1);
+				key = top->is_object ? top->last_key : NULL;
+			}
+			if (!ppn_json_check_integer (data, len, &i, key, error))
+				return FALSE;
+			continue;
+		}
 		if (c == '{' || c == '[') {
-			PpnJsonLevel level = {c == '{', c == '{', NULL};
+			PpnJsonLevel level = {c == '{', c == '{', NULL, NULL};
 			if (stack->len >= max_depth) {
 				g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 					     _("The request body is nested deeper than %u levels"),

@@ -69,7 +69,7 @@ ppn_forwards_to_json (GPtrArray *forwards, gboolean with_host)
 
 		json_object_set_int_member (obj, "guest_port", fwd->guest_port);
 		json_object_set_string_member (obj, "proto", fwd->proto);
-		if (with_host) {
+		if (with_host && fwd->host_address != NULL) {
 			json_object_set_string_member (obj, "host_address", fwd->host_address);
 			json_object_set_int_member (obj, "host_port", fwd->host_port);
 		}

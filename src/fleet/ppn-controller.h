@@ -1,0 +1,47 @@
+#pragma once
+
+#include <glib-object.h>
+
+#include "ppn-agent-client.h"
+#include "ppn-store.h"
+#include "ppn-tenant.h"
+#include "ppn-vm.h"
+
+G_BEGIN_DECLS
+
+/* The fleet controller: registry, quota gate, placement, the store, and
+ * the calls to agents. Every tenant-facing entry point takes a typed
+ * PpnTenant made by the tenant proxy; an object of another tenant is
+ * reported exactly as a missing one. Main-loop only. */
+#define PPN_TYPE_CONTROLLER (ppn_controller_get_type ())
+G_DECLARE_FINAL_TYPE (PpnController, ppn_controller, PPN, CONTROLLER, GObject)
+
+PpnController *ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout);
+gboolean ppn_controller_restore (PpnController *self, GError **error);
+
+void ppn_controller_create_vm_async (PpnController *self,
+				     PpnTenant *tenant,
+				     const PpnVmRequest *req,
+				     GCancellable *cancellable,
+				     GAsyncReadyCallback callback,
+				     gpointer user_data);
+PpnVm *ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, GError **error);
+void ppn_controller_delete_vm_async (PpnController *self,
+				     PpnTenant *tenant,
+				     const gchar *id,
+				     GCancellable *cancellable,
+				     GAsyncReadyCallback callback,
+				     gpointer user_data);
+gboolean ppn_controller_delete_vm_finish (PpnController *self, GAsyncResult *res, GError **error);
+PpnVm *ppn_controller_get_vm (PpnController *self, PpnTenant *tenant, const gchar *id, GError **error);
+GPtrArray *ppn_controller_list_vms (PpnController *self,
+				    PpnTenant *tenant,
+				    guint limit,
+				    const gchar *page_token,
+				    gchar **next_page_token,
+				    GError **error);
+guint ppn_controller_get_usage (PpnController *self, PpnTenant *tenant);
+JsonNode *ppn_controller_get_images (PpnController *self);
+gboolean ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject *hb, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+	gchar *path;
+	gchar *tenant_listen;
+	gchar *mesh_listen;
+	gchar *state_dir;
+	gchar *tenants_file;
+	gchar *tls_ca;
+	gchar *tls_cert;
+	gchar *tls_key;
+	guint node_timeout;	/* seconds without a heartbeat before a node is not placed on */
+	guint agent_timeout;	/* seconds an agent call may take */
+	guint max_vcpus;	/* per VM */
+	guint max_memory_mib;	/* per VM */
+	guint max_forwards;	/* per VM */
+	gsize max_body;		/* bytes */
+} PpnFleetConfig;
+
+PpnFleetConfig *ppn_fleet_config_load (const gchar *path, GError **error);
+void ppn_fleet_config_free (PpnFleetConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnFleetConfig, ppn_fleet_config_free)
+
+G_END_DECLS

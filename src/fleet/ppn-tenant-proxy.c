@@ -1,0 +1,439 @@
+#include "config.h"
+
+#define G_LOG_DOMAIN "ppn-proxy"
+
+#include <string.h>
+
+#include "ppn-error.h"
+#include "ppn-http.h"
+#include "ppn-i18n.h"
+#include "ppn-tenant-proxy.h"
+#include "ppn-tenants-file.h"
+
+#define PPN_LIST_LIMIT_DEFAULT 100
+#define PPN_LIST_LIMIT_MAX 500
+#define PPN_TOKEN_MAX_LEN 256
+
+struct _PpnTenantProxy {
+	GObject parent_instance;
+	PpnController *controller;
+	SoupServer *server;
+	PpnTenantsFile *tenants;
+	gchar *tenants_path;
+	gchar *listen;
+	PpnVmLimits limits;
+	gsize max_body;
+	guint16 port;
+};
+
+G_DEFINE_TYPE (PpnTenantProxy, ppn_tenant_proxy, G_TYPE_OBJECT)
+
+/* one request being served while it waits for the controller */
+typedef struct {
+	PpnTenantProxy *proxy;
+	SoupServerMessage *msg;
+	PpnTenant *tenant;
+	gint64 started;
+} PpnProxyCall;
+
+static void
+ppn_proxy_log (SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+{
+	/* the path only: never the query (it could carry a credential) nor
+	 * any header */
+	GUri *uri = soup_server_message_get_uri (msg);
+
+	g_info ("%s %s -> %u tenant=%s %.1fms", soup_server_message_get_method (msg), g_uri_get_path (uri),
+		soup_server_message_get_status (msg), tenant != NULL ? ppn_tenant_get_name (tenant) : "-",
+		(g_get_monotonic_time () - started) / 1000.0);
+}
+
+static PpnProxyCall *
+ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+{
+	PpnProxyCall *call = g_new0 (PpnProxyCall, 1);
+
+	call->proxy = g_object_ref (proxy);
+	call->msg = g_object_ref (msg);
+	call->tenant = ppn_tenant_ref (tenant);
+	call->started = started;
+	soup_server_message_pause (msg);
+	return call;
+}
+
+/* every paused message is resumed exactly once, here */
+static void
+ppn_proxy_call_finish (PpnProxyCall *call)
+{
+	ppn_proxy_log (call->msg, call->tenant, call->started);
+	soup_server_message_unpause (call->msg);
+	g_object_unref (call->msg);
+	g_object_unref (call->proxy);
+	ppn_tenant_unref (call->tenant);
+	g_free (call);
+}
+
+static void
+ppn_proxy_reply_error_literal (SoupServerMessage *msg, PpnError code, const gchar *message)
+{
+	g_autoptr(GError) error = g_error_new_literal (PPN_ERROR, code, message);
+
+	ppn_http_reply_error (msg, error);
+}
+
+/* Every way of failing to authenticate gets the same answer, so a caller
+ * learns nothing about which part was wrong. */
+static PpnTenant *
+ppn_proxy_authenticate (PpnTenantProxy *self, SoupServerMessage *msg, GHashTable *query)
+{
+	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
+	const gchar *auth = soup_message_headers_get_one (hdrs, "Authorization");
+	const gchar *token;
+
+	/* credentials in a URL end up in logs and histories: never accepted */
+	if (query != NULL && (g_hash_table_contains (query, "access_token") || g_hash_table_contains (query, "token")))
+		return NULL;
+	if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0)
+		return NULL;
+	token = auth + 7;
+	if (strlen (token) > PPN_TOKEN_MAX_LEN || strspn (token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+								  "0123456789-_.~+/=") != strlen (token) ||
+	    token[0] == '\0')
+		return NULL;
+	return ppn_tenants_file_authenticate (self->tenants, token);
+}
+
+static void
+ppn_proxy_vm_reply (SoupServerMessage *msg, guint status, PpnVm *vm)
+{
+	g_autoptr(JsonNode) node = ppn_vm_to_json (vm);
+
+	ppn_http_reply_json (msg, status, node);
+}
+
+static void
+ppn_proxy_create_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PpnProxyCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnVm) vm = ppn_controller_create_vm_finish (PPN_CONTROLLER (source), res, &error);
+
+	if (vm == NULL)
+		ppn_http_reply_error (call->msg, error);
+	else
+		ppn_proxy_vm_reply (call->msg, SOUP_STATUS_CREATED, vm);
+	ppn_proxy_call_finish (call);
+}
+
+static void
+ppn_proxy_delete_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PpnProxyCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!ppn_controller_delete_vm_finish (PPN_CONTROLLER (source), res, &error))
+		ppn_http_reply_error (call->msg, error);
+	else
+		ppn_http_reply_no_content (call->msg);
+	ppn_proxy_call_finish (call);
+}
+
+static void
+ppn_proxy_create (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) body = ppn_http_read_json (msg, self->max_body, &error);
+	g_autoptr(PpnVmRequest) req = NULL;
+
+	if (body != NULL)
+		req = ppn_vm_request_from_json (json_node_get_object (body), &self->limits, &error);
+	if (req == NULL) {
+		ppn_http_reply_error (msg, error);
+		return;
+	}
+	ppn_controller_create_vm_async (self->controller, tenant, req, NULL, ppn_proxy_create_cb,
+					ppn_proxy_call_new (self, msg, tenant, started));
+}
+
+static gboolean
+ppn_proxy_parse_limit (GHashTable *query, guint *limit, GError **error)
+{
+	const gchar *str = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
+	guint64 v;
+
+	*limit = PPN_LIST_LIMIT_DEFAULT;
+	if (str == NULL)
+		return TRUE;
+	if (!g_ascii_string_to_unsigned (str, 10, 1, PPN_LIST_LIMIT_MAX, &v, NULL)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("Parameter 'limit' must be a whole number from 1 to %d"), PPN_LIST_LIMIT_MAX);
+		return FALSE;
+	}
+	*limit = (guint)v;
+	return TRUE;
+}
+
+static gboolean
+ppn_proxy_check_query (GHashTable *query, const gchar *const *allowed, GError **error)
+{
+	GHashTableIter iter;
+	const gchar *key;
+
+	if (query == NULL)
+		return TRUE;
+	g_hash_table_iter_init (&iter, query);
+	while (g_hash_table_iter_next (&iter, (gpointer *)&key, NULL)) {
+		if (allowed == NULL || !g_strv_contains (allowed, key)) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST, _("Unknown parameter '%s'"), key);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static void
+ppn_proxy_list (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant, GHashTable *query)
+{
+	static const gchar *const params[] = {"limit", "page_token", NULL};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) vms = NULL;
+	g_autofree gchar *next = NULL;
+	g_autoptr(JsonObject) obj = json_object_new ();
+	g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+	JsonArray *array;
+	guint limit;
+
+	if (!ppn_proxy_check_query (query, params, &error) || !ppn_proxy_parse_limit (query, &limit, &error)) {
+		ppn_http_reply_error (msg, error);
+		return;
+	}
+	vms = ppn_controller_list_vms (self->controller, tenant, limit,
+				       query != NULL ? g_hash_table_lookup (query, "page_token") : NULL, &next,
+				       &error);
+	if (vms == NULL) {
+		ppn_http_reply_error (msg, error);
+		return;
+	}
+	array = json_array_sized_new (vms->len);
+	for (guint i = 0; i < vms->len; i++)
+		json_array_add_element (array, ppn_vm_to_json (g_ptr_array_index (vms, i)));
+	json_object_set_array_member (obj, "vms", array);
+	if (next != NULL)
+		json_object_set_string_member (obj, "next_page_token", next);
+	json_node_set_object (root, obj);
+	ppn_http_reply_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+ppn_proxy_quota (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant)
+{
+	g_autoptr(JsonObject) obj = json_object_new ();
+	g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+
+	json_object_set_int_member (obj, "max_vms", ppn_tenant_get_max_vms (tenant));
+	json_object_set_int_member (obj, "used", ppn_controller_get_usage (self->controller, tenant));
+	json_node_set_object (root, obj);
+	ppn_http_reply_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+ppn_proxy_images (PpnTenantProxy *self, SoupServerMessage *msg)
+{
+	g_autoptr(JsonObject) obj = json_object_new ();
+	g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+
+	json_object_set_member (obj, "images", ppn_controller_get_images (self->controller));
+	json_node_set_object (root, obj);
+	ppn_http_reply_json (msg, SOUP_STATUS_OK, root);
+}
+
+static gboolean
+ppn_proxy_method_allowed (SoupServerMessage *msg, const gchar *allow)
+{
+	const gchar *method = soup_server_message_get_method (msg);
+	g_auto(GStrv) methods = g_strsplit (allow, ", ", -1);
+
+	if (g_strv_contains ((const gchar *const *)methods, method))
+		return TRUE;
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allow);
+	ppn_proxy_reply_error_literal (msg, PPN_ERROR_METHOD_NOT_ALLOWED,
+				       _("This method is not allowed on this resource"));
+	return FALSE;
+}
+
+/* routing happens only after authentication, so the API's shape is not
+ * visible to a caller without a token */
+static void
+ppn_proxy_route (PpnTenantProxy *self,
+		 SoupServerMessage *msg,
+		 const gchar *path,
+		 GHashTable *query,
+		 PpnTenant *tenant,
+		 gint64 started)
+{
+	const gchar *method = soup_server_message_get_method (msg);
+	g_autoptr(GError) error = NULL;
+
+	if (g_strcmp0 (path, "/v1/vms") == 0) {
+		if (!ppn_proxy_method_allowed (msg, "GET, POST"))
+			return;
+		if (method == SOUP_METHOD_GET) {
+			ppn_proxy_list (self, msg, tenant, query);
+			return;
+		}
+		if (!ppn_proxy_check_query (query, NULL, &error)) {
+			ppn_http_reply_error (msg, error);
+			return;
+		}
+		ppn_proxy_create (self, msg, tenant, started);
+		return;
+	}
+	if (g_str_has_prefix (path, "/v1/vms/") && strchr (path + 8, '/') == NULL && path[8] != '\0') {
+		const gchar *id = path + 8;
+		g_autoptr(PpnVm) vm = NULL;
+		if (!ppn_proxy_method_allowed (msg, "GET, DELETE"))
+			return;
+		if (!ppn_proxy_check_query (query, NULL, &error)) {
+			ppn_http_reply_error (msg, error);
+			return;
+		}
+		if (method == SOUP_METHOD_DELETE) {
+			ppn_controller_delete_vm_async (self->controller, tenant, id, NULL, ppn_proxy_delete_cb,
+							ppn_proxy_call_new (self, msg, tenant, started));
+			return;
+		}
+		vm = ppn_controller_get_vm (self->controller, tenant, id, &error);
+		if (vm == NULL)
+			ppn_http_reply_error (msg, error);
+		else
+			ppn_proxy_vm_reply (msg, SOUP_STATUS_OK, vm);
+		return;
+	}
+	if (g_strcmp0 (path, "/v1/quota") == 0) {
+		if (ppn_proxy_method_allowed (msg, "GET"))
+			ppn_proxy_quota (self, msg, tenant);
+		return;
+	}
+	if (g_strcmp0 (path, "/v1/images") == 0) {
+		if (ppn_proxy_method_allowed (msg, "GET"))
+			ppn_proxy_images (self, msg);
+		return;
+	}
+	ppn_proxy_reply_error_literal (msg, PPN_ERROR_NOT_FOUND, _("No such endpoint"));
+}
+
+static void
+ppn_proxy_handler (SoupServer *server,
+		   SoupServerMessage *msg,
+		   const char *path,
+		   GHashTable *query,
+		   gpointer user_data)
+{
+	PpnTenantProxy *self = PPN_TENANT_PROXY (user_data);
+	gint64 started = g_get_monotonic_time ();
+	g_autoptr(PpnTenant) tenant = ppn_proxy_authenticate (self, msg, query);
+
+	if (tenant == NULL) {
+		ppn_proxy_reply_error_literal (msg, PPN_ERROR_UNAUTHORIZED,
+					       _("A valid bearer token is required (Authorization: Bearer TOKEN)"));
+		ppn_proxy_log (msg, NULL, started);
+		return;
+	}
+	ppn_proxy_route (self, msg, path, query, tenant, started);
+	if (soup_server_message_get_status (msg) != 0)
+		ppn_proxy_log (msg, tenant, started);
+}
+
+/* refuse oversized bodies from the headers, before libsoup reads them */
+static void
+ppn_proxy_early_handler (SoupServer *server,
+			 SoupServerMessage *msg,
+			 const char *path,
+			 GHashTable *query,
+			 gpointer user_data)
+{
+	PpnTenantProxy *self = PPN_TENANT_PROXY (user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (!ppn_http_check_body_size (msg, self->max_body, &error))
+		ppn_http_reply_error (msg, error);
+}
+
+gboolean
+ppn_tenant_proxy_reload (PpnTenantProxy *self, GError **error)
+{
+	PpnTenantsFile *tenants;
+
+	g_return_val_if_fail (PPN_IS_TENANT_PROXY (self), FALSE);
+	tenants = ppn_tenants_file_load (self->tenants_path, error);
+	if (tenants == NULL)
+		return FALSE;
+	g_clear_pointer (&self->tenants, ppn_tenants_file_free);
+	self->tenants = tenants;
+	g_message ("%u tenants loaded from %s", ppn_tenants_file_get_size (tenants), self->tenants_path);
+	return TRUE;
+}
+
+gboolean
+ppn_tenant_proxy_listen (PpnTenantProxy *self, GError **error)
+{
+	g_return_val_if_fail (PPN_IS_TENANT_PROXY (self), FALSE);
+	return ppn_http_listen (self->server, self->listen, &self->port, error);
+}
+
+guint16
+ppn_tenant_proxy_get_port (PpnTenantProxy *self)
+{
+	g_return_val_if_fail (PPN_IS_TENANT_PROXY (self), 0);
+	return self->port;
+}
+
+static void
+ppn_tenant_proxy_finalize (GObject *object)
+{
+	PpnTenantProxy *self = PPN_TENANT_PROXY (object);
+
+	if (self->server != NULL)
+		soup_server_disconnect (self->server);
+	g_clear_object (&self->server);
+	g_clear_object (&self->controller);
+	g_clear_pointer (&self->tenants, ppn_tenants_file_free);
+	g_free (self->tenants_path);
+	g_free (self->listen);
+	G_OBJECT_CLASS (ppn_tenant_proxy_parent_class)->finalize (object);
+}
+
+static void
+ppn_tenant_proxy_class_init (PpnTenantProxyClass *klass)
+{
+	G_OBJECT_CLASS (klass)->finalize = ppn_tenant_proxy_finalize;
+}
+
+static void
+ppn_tenant_proxy_init (PpnTenantProxy *self)
+{
+}
+
+PpnTenantProxy *
+ppn_tenant_proxy_new (PpnController *controller, const PpnFleetConfig *config, GTlsCertificate *cert, GError **error)
+{
+	g_autoptr(PpnTenantProxy) self = g_object_new (PPN_TYPE_TENANT_PROXY, NULL);
+
+	g_return_val_if_fail (PPN_IS_CONTROLLER (controller), NULL);
+	self->controller = g_object_ref (controller);
+	self->tenants_path = g_strdup (config->tenants_file);
+	self->listen = g_strdup (config->tenant_listen);
+	self->limits.max_vcpus = config->max_vcpus;
+	self->limits.max_memory_mib = config->max_memory_mib;
+	self->limits.max_forwards = config->max_forwards;
+	self->max_body = config->max_body;
+	if (!ppn_tenant_proxy_reload (self, error))
+		return NULL;
+	/* tenants do not present client certificates */
+	self->server = ppn_http_server_new (cert, NULL, error);
+	if (self->server == NULL)
+		return NULL;
+	soup_server_add_early_handler (self->server, NULL, ppn_proxy_early_handler, self, NULL);
+	soup_server_add_handler (self->server, NULL, ppn_proxy_handler, self, NULL);
+	return g_steal_pointer (&self);
+}

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "ppn-forward.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+	PPN_VM_STATE_PENDING,	/* recorded, reserved, not yet running */
+	PPN_VM_STATE_RUNNING,
+	PPN_VM_STATE_DELETING,
+	PPN_VM_STATE_DELETED,
+	PPN_VM_STATE_FAILED,
+	PPN_VM_STATE_LAST
+} PpnVmState;
+
+const gchar *ppn_vm_state_to_string (PpnVmState state);
+gboolean ppn_vm_state_from_string (const gchar *str, PpnVmState *state);
+
+/* what a tenant asks for, validated */
+typedef struct {
+	gchar *name;
+	gchar *image;
+	guint vcpus;
+	guint memory_mib;
+	GPtrArray *forwards; /* of PpnForward, no host side */
+} PpnVmRequest;
+
+typedef struct {
+	guint max_vcpus;
+	guint max_memory_mib;
+	guint max_forwards;
+} PpnVmLimits;
+
+PpnVmRequest *ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **error);
+void ppn_vm_request_free (PpnVmRequest *req);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnVmRequest, ppn_vm_request_free)
+
+/* a VM record: the same fields in memory and in the store */
+typedef struct {
+	gint refcount;
+	gchar *id;
+	gchar *tenant;
+	gchar *name;
+	gchar *image;
+	guint vcpus;
+	guint memory_mib;
+	PpnVmState state;
+	gchar *node;	      /* NULL until placed */
+	GPtrArray *forwards;  /* of PpnForward; host side set once running */
+	gint64 created_at;    /* unix usec */
+	gint64 updated_at;    /* unix usec */
+} PpnVm;
+
+PpnVm *ppn_vm_new (const gchar *id, const gchar *tenant, const PpnVmRequest *req, gint64 now);
+PpnVm *ppn_vm_ref (PpnVm *vm);
+void ppn_vm_unref (PpnVm *vm);
+JsonNode *ppn_vm_to_json (const PpnVm *vm);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnVm, ppn_vm_unref)
+
+G_END_DECLS

@@ -74,6 +74,14 @@ ppn_json_precheck (const gchar *data, gsize len, guint max_depth, GError **error
 			while (i < len && data[i] != '"') {
 				if (data[i] == '\\') {
 					escaped = TRUE;
+					/* json-glib cuts a string at an escaped NUL, so
+					 * "a\u0000</name>" would quietly become "a" */
+					if (i + 5 < len && data[i + 1] == 'u' &&
+					    memcmp (data + i + 2, "0000", 4) == 0) {
+						g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+								     _("The request body contains an escaped NUL (\\u0000)"));
+						return FALSE;
+					}
 					i++;
 				}
 				i++;

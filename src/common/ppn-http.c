@@ -10,6 +10,36 @@
 #include "ppn-i18n.h"
 #include "ppn-json.h"
 
+/* libsoup asks the server message whether to accept the client's
+ * certificate; decide from our own verification of the chain against the
+ * fleet CA only, not from whatever the TLS backend computed */
+static gboolean
+ppn_http_accept_certificate_cb (SoupServerMessage *msg,
+				GTlsCertificate *cert,
+				GTlsCertificateFlags errors,
+				gpointer user_data)
+{
+	GTlsDatabase *ca = G_TLS_DATABASE (user_data);
+	g_autoptr(GError) error = NULL;
+	GTlsCertificateFlags flags;
+
+	flags = g_tls_database_verify_chain (ca, cert, G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT, NULL, NULL,
+					     G_TLS_DATABASE_VERIFY_NONE, NULL, &error);
+	if (error != NULL || flags != 0) {
+		g_warning ("refused a client certificate (verification flags 0x%x%s%s)", flags,
+			   error != NULL ? ": " : "", error != NULL ? error->message : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+ppn_http_request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+	g_signal_connect_object (msg, "accept-certificate", G_CALLBACK (ppn_http_accept_certificate_cb), user_data,
+				 0);
+}
+
 /* with @client_ca, the handshake requires a client certificate issued by
  * that CA: a caller without one never reaches a handler */
 SoupServer *
@@ -27,6 +57,8 @@ ppn_http_server_new (GTlsCertificate *cert, GTlsDatabase *client_ca, GError **er
 	if (client_ca != NULL) {
 		soup_server_set_tls_database (server, client_ca);
 		soup_server_set_tls_auth_mode (server, G_TLS_AUTHENTICATION_REQUIRED);
+		g_signal_connect_object (server, "request-started", G_CALLBACK (ppn_http_request_started_cb),
+					 client_ca, 0);
 	}
 	return g_steal_pointer (&server);
 }

@@ -1,0 +1,423 @@
+#include "config.h"
+
+#define G_LOG_DOMAIN "ppn-test"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "ppn-error.h"
+#include "ppn-test-util.h"
+#include "ppn-tls.h"
+#include "ppn-token.h"
+
+gchar *
+ppn_test_build_path (const gchar *name)
+{
+	const gchar *dir = g_getenv ("PPN_BUILDDIR");
+
+	return g_build_filename (dir != NULL ? dir : ".", name, NULL);
+}
+
+gchar *
+ppn_test_src_path (const gchar *name)
+{
+	const gchar *dir = g_getenv ("PPN_SRCDIR");
+
+	return g_build_filename (dir != NULL ? dir : ".", name, NULL);
+}
+
+gchar *
+ppn_test_run (const gchar *const *argv, gint *exit_status)
+{
+	g_autofree gchar *out = NULL;
+	gint status = -1;
+
+	if (!g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+			   NULL, &out, NULL, &status, NULL))
+		status = -1;
+	if (exit_status != NULL)
+		*exit_status = status;
+	return g_steal_pointer (&out);
+}
+
+gboolean
+ppn_test_libvirt_available (const gchar *uri)
+{
+	const gchar *argv[] = {"timeout", "10", "virsh", "-c", uri, "version", NULL};
+	g_autofree gchar *out = NULL;
+	gint status = -1;
+
+	out = ppn_test_run (argv, &status);
+	return g_spawn_check_wait_status (status, NULL);
+}
+
+static gboolean
+ppn_test_write (const gchar *path, const gchar *contents, GError **error)
+{
+	return g_file_set_contents (path, contents, -1, error);
+}
+
+static gboolean
+ppn_test_make_fake_image (const gchar *image_dir, GError **error)
+{
+	g_autofree gchar *dir = g_build_filename (image_dir, "test-guest", NULL);
+	g_autofree gchar *conf = g_build_filename (dir, "image.conf", NULL);
+	g_autofree gchar *kernel = g_build_filename (dir, "vmlinuz", NULL);
+	g_autofree gchar *initrd = g_build_filename (dir, "initrd.img", NULL);
+
+	g_mkdir_with_parents (dir, 0755);
+	return ppn_test_write (kernel, "not a kernel: test driver only\n", error) &&
+	       ppn_test_write (initrd, "not an initrd: test driver only\n", error) &&
+	       ppn_test_write (conf,
+			       "[image]\nname=test-guest\ndescription=fake image for the test driver\n"
+			       "kernel=vmlinuz\ninitrd=initrd.img\ncmdline=console=ttyS0\n",
+			       error);
+}
+
+static gboolean
+ppn_test_build_guest (const gchar *image_dir, GError **error)
+{
+	g_autofree gchar *tool = ppn_test_src_path ("tools/build-test-guest");
+	g_autofree gchar *out_dir = g_build_filename (image_dir, "test-guest", NULL);
+	const gchar *argv[] = {tool, "--output", out_dir, NULL};
+	gint status = -1;
+	g_autofree gchar *out = NULL;
+
+	if (!g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &status, error))
+		return FALSE;
+	return g_spawn_check_wait_status (status, error);
+}
+
+PpnTestFleet *
+ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
+{
+	g_autoptr(PpnTestFleet) fleet = g_new0 (PpnTestFleet, 1);
+	g_autofree gchar *tenants = NULL;
+	g_autofree gchar *hash1 = NULL;
+	g_autofree gchar *hash2 = NULL;
+	g_autofree gchar *fleet_pem = NULL;
+	g_autofree gchar *fleet_key = NULL;
+	g_autofree gchar *agent_pem = NULL;
+	g_autofree gchar *agent_key = NULL;
+	g_autofree gchar *tenants_path = NULL;
+	g_autofree gchar *conf = NULL;
+	const gchar *run_id = g_getenv ("PPN_TEST_RUN_ID");
+	const gchar *sans[] = {"127.0.0.1", "localhost", NULL};
+	static guint counter = 0;
+	guint base;
+
+	fleet->opts = *opts;
+	fleet->dir = g_dir_make_tmp ("ppn-fleet-XXXXXX", error);
+	if (fleet->dir == NULL)
+		return NULL;
+	/* qemu runs as libvirt-qemu and must reach the image and state dirs */
+	g_chmod (fleet->dir, 0755);
+	fleet->ca_dir = g_build_filename (fleet->dir, "ca", NULL);
+	fleet->image_dir = g_build_filename (fleet->dir, "images", NULL);
+	fleet->libvirt_uri = g_strdup (opts->libvirt_uri);
+	fleet->node_id = g_strdup_printf ("test-%s-%u-%u", run_id != NULL ? run_id : "x", (guint)getpid (),
+					  counter++);
+	/* a port range of our own, so concurrent test programs do not meet */
+	base = 30000 + (guint)(getpid () % 300) * 100 + (counter % 2) * 50;
+	fleet->port_first = (guint16)base;
+	fleet->port_last = (guint16)(base + 49);
+
+	fleet_pem = g_build_filename (fleet->dir, "fleet.pem", NULL);
+	fleet_key = g_build_filename (fleet->dir, "fleet-key.pem", NULL);
+	agent_pem = g_build_filename (fleet->dir, "agent.pem", NULL);
+	agent_key = g_build_filename (fleet->dir, "agent-key.pem", NULL);
+	if (!ppn_tls_ca_create (fleet->ca_dir, "ppn test CA", 2, error) ||
+	    !ppn_tls_issue (fleet->ca_dir, PPN_TLS_ROLE_FLEET, "fleet", sans, 2, fleet_pem, fleet_key, error) ||
+	    !ppn_tls_issue (fleet->ca_dir, PPN_TLS_ROLE_AGENT, fleet->node_id, sans, 2, agent_pem, agent_key,
+			    error))
+		return NULL;
+
+	fleet->token1 = ppn_token_new (error);
+	fleet->token2 = ppn_token_new (error);
+	if (fleet->token1 == NULL || fleet->token2 == NULL)
+		return NULL;
+	hash1 = ppn_token_hash (fleet->token1);
+	hash2 = ppn_token_hash (fleet->token2);
+	tenants = g_strdup_printf ("[tenant alice]\ntoken-hash=%s\nmax-vms=%u\n\n"
+				   "[tenant bob]\ntoken-hash=%s\nmax-vms=%u\n",
+				   hash1, opts->max_vms, hash2, opts->max_vms);
+	tenants_path = g_build_filename (fleet->dir, "tenants.conf", NULL);
+	if (!ppn_test_write (tenants_path, tenants, error))
+		return NULL;
+
+	fleet->fleet_conf = g_build_filename (fleet->dir, "fleetd.conf", NULL);
+	conf = g_strdup_printf ("[fleet]\ntenant-listen=127.0.0.1:0\nmesh-listen=127.0.0.1:0\n"
+				"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=15\n"
+				"[tls]\nca=ca/ca.pem\ncert=fleet.pem\nkey=fleet-key.pem\n",
+				fleet->dir);
+	if (!ppn_test_write (fleet->fleet_conf, conf, error))
+		return NULL;
+
+	if (opts->real_guest ? !ppn_test_build_guest (fleet->image_dir, error)
+			     : !ppn_test_make_fake_image (fleet->image_dir, error))
+		return NULL;
+	fleet->session = soup_session_new_with_options ("timeout", 300, NULL);
+	{
+		g_autofree gchar *ca_pem = g_build_filename (fleet->ca_dir, "ca.pem", NULL);
+		g_autoptr(GTlsDatabase) db = ppn_tls_load_ca (ca_pem, error);
+		if (db == NULL)
+			return NULL;
+		soup_session_set_tls_database (fleet->session, db);
+	}
+	return g_steal_pointer (&fleet);
+}
+
+static void
+ppn_test_child_setup (gpointer user_data)
+{
+	/* a test that aborts takes its daemons with it */
+	prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static GSubprocess *
+ppn_test_spawn (PpnTestFleet *fleet, const gchar *binary, const gchar *config, const gchar *log, GError **error)
+{
+	g_autofree gchar *path = ppn_test_build_path (binary);
+	g_autofree gchar *log_path = g_build_filename (fleet->dir, log, NULL);
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+
+	g_unlink (log_path);
+	g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
+	g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
+	g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
+	g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
+	g_subprocess_launcher_set_child_setup (launcher, ppn_test_child_setup, NULL, NULL);
+	return g_subprocess_launcher_spawn (launcher, error, path, "--config", config, NULL);
+}
+
+/* wait for a line containing @needle in a daemon's log, and return it */
+static gchar *
+ppn_test_wait_log (PpnTestFleet *fleet, GSubprocess *proc, const gchar *log, const gchar *needle, GError **error)
+{
+	g_autofree gchar *log_path = g_build_filename (fleet->dir, log, NULL);
+	gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time () < deadline) {
+		g_autofree gchar *contents = NULL;
+		const gchar *hit;
+		if (g_file_get_contents (log_path, &contents, NULL, NULL) &&
+		    (hit = strstr (contents, needle)) != NULL) {
+			const gchar *end = strchr (hit, '\n');
+			return g_strndup (hit, end != NULL ? (gsize)(end - hit) : strlen (hit));
+		}
+		if (g_subprocess_get_identifier (proc) == NULL)
+			break;
+		g_main_context_iteration (NULL, FALSE);
+		g_usleep (20000);
+	}
+	{
+		g_autofree gchar *contents = NULL;
+		g_file_get_contents (log_path, &contents, NULL, NULL);
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL, "no '%s' in %s:\n%s", needle, log,
+			     contents != NULL ? contents : "");
+	}
+	return NULL;
+}
+
+gboolean
+ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
+{
+	g_autofree gchar *line = NULL;
+	guint tp = 0, mp = 0;
+	const gchar *ports;
+
+	fleet->fleetd = ppn_test_spawn (fleet, "ppn-fleetd", fleet->fleet_conf, "fleetd.log", error);
+	if (fleet->fleetd == NULL)
+		return FALSE;
+	line = ppn_test_wait_log (fleet, fleet->fleetd, "fleetd.log", "ppn-fleetd: tenant API on", error);
+	if (line == NULL)
+		return FALSE;
+	ports = strstr (line, "(ports ");
+	if (ports == NULL || sscanf (ports, "(ports %u, %u)", &tp, &mp) != 2) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL, "cannot parse '%s'", line);
+		return FALSE;
+	}
+	fleet->tenant_port = (guint16)tp;
+	fleet->mesh_port = (guint16)mp;
+	g_free (fleet->url);
+	fleet->url = g_strdup_printf ("https://127.0.0.1:%u", tp);
+	return TRUE;
+}
+
+gboolean
+ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
+{
+	g_autofree gchar *conf_path = g_build_filename (fleet->dir, "agentd.conf", NULL);
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *line = NULL;
+
+	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:0\nfleet-url=https://127.0.0.1:%u\n"
+				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
+				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
+				"[tls]\nca=ca/ca.pem\ncert=agent.pem\nkey=agent-key.pem\n",
+				fleet->node_id, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
+				fleet->port_first, fleet->port_last);
+	if (!ppn_test_write (conf_path, conf, error))
+		return FALSE;
+	fleet->agentd = ppn_test_spawn (fleet, "ppn-agentd", conf_path, "agentd.log", error);
+	if (fleet->agentd == NULL)
+		return FALSE;
+	line = ppn_test_wait_log (fleet, fleet->agentd, "agentd.log", "listening on", error);
+	return line != NULL;
+}
+
+gboolean
+ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **error)
+{
+	gint64 deadline = g_get_monotonic_time () + (gint64)timeout_seconds * G_USEC_PER_SEC;
+
+	while (g_get_monotonic_time () < deadline) {
+		guint status = 0;
+		g_autoptr(JsonNode) reply = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/images", NULL,
+								 &status, NULL);
+		if (status == 200 && reply != NULL &&
+		    json_array_get_length (json_object_get_array_member (json_node_get_object (reply), "images")) > 0)
+			return TRUE;
+		g_usleep (100000);
+	}
+	g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL, "node %s did not register within %u s", fleet->node_id,
+		     timeout_seconds);
+	return FALSE;
+}
+
+static void
+ppn_test_stop (GSubprocess **proc, gint signum)
+{
+	if (*proc == NULL)
+		return;
+	g_subprocess_send_signal (*proc, signum);
+	g_subprocess_wait (*proc, NULL, NULL);
+	g_clear_object (proc);
+}
+
+void
+ppn_test_fleet_stop_fleetd (PpnTestFleet *fleet, gint signum)
+{
+	ppn_test_stop (&fleet->fleetd, signum);
+}
+
+void
+ppn_test_fleet_stop_agentd (PpnTestFleet *fleet, gint signum)
+{
+	ppn_test_stop (&fleet->agentd, signum);
+}
+
+JsonNode *
+ppn_test_fleet_call (PpnTestFleet *fleet,
+		     const gchar *token,
+		     const gchar *method,
+		     const gchar *path,
+		     const gchar *body,
+		     guint *status,
+		     gchar **raw)
+{
+	g_autofree gchar *url = g_strconcat (fleet->url, path, NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+	g_autoptr(GBytes) reply = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	gsize len = 0;
+	const gchar *data;
+
+	g_assert_nonnull (msg);
+	if (token != NULL) {
+		g_autofree gchar *auth = g_strconcat ("Bearer ", token, NULL);
+		soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+	}
+	if (body != NULL) {
+		g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+		soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+	}
+	reply = soup_session_send_and_read (fleet->session, msg, NULL, &error);
+	*status = reply != NULL ? soup_message_get_status (msg) : 0;
+	if (reply == NULL) {
+		g_test_message ("%s %s: %s", method, path, error->message);
+		return NULL;
+	}
+	data = g_bytes_get_data (reply, &len);
+	if (raw != NULL)
+		*raw = g_strndup (data, len);
+	if (len == 0 || !json_parser_load_from_data (parser, data, (gssize)len, NULL))
+		return NULL;
+	return json_node_ref (json_parser_get_root (parser));
+}
+
+/* the ppn- domains libvirt has for this test's node, read with virsh */
+GPtrArray *
+ppn_test_node_domains (PpnTestFleet *fleet)
+{
+	const gchar *list_argv[] = {"virsh", "-q", "-c", fleet->libvirt_uri, "list", "--all", "--name", NULL};
+	g_autofree gchar *out = ppn_test_run (list_argv, NULL);
+	g_auto(GStrv) names = g_strsplit (out != NULL ? out : "", "\n", -1);
+	GPtrArray *found = g_ptr_array_new_with_free_func (g_free);
+	g_autofree gchar *needle = g_strdup_printf ("<ppn:node>%s</ppn:node>", fleet->node_id);
+
+	for (guint i = 0; names[i] != NULL; i++) {
+		const gchar *name = g_strstrip (names[i]);
+		const gchar *dump_argv[] = {"virsh", "-c", fleet->libvirt_uri, "dumpxml", name, NULL};
+		g_autofree gchar *xml = NULL;
+		if (!g_str_has_prefix (name, "ppn-"))
+			continue;
+		xml = ppn_test_run (dump_argv, NULL);
+		if (xml != NULL && strstr (xml, needle) != NULL)
+			g_ptr_array_add (found, g_strdup (name));
+	}
+	return found;
+}
+
+static void
+ppn_test_dump_log (PpnTestFleet *fleet, const gchar *log)
+{
+	g_autofree gchar *path = g_build_filename (fleet->dir, log, NULL);
+	g_autofree gchar *contents = NULL;
+
+	if (g_file_get_contents (path, &contents, NULL, NULL))
+		g_printerr ("---- %s ----\n%s\n", log, contents);
+}
+
+void
+ppn_test_fleet_free (PpnTestFleet *fleet)
+{
+	if (fleet == NULL)
+		return;
+	if (g_test_failed () || g_getenv ("PPN_TEST_KEEP_LOGS") != NULL) {
+		ppn_test_dump_log (fleet, "fleetd.log");
+		ppn_test_dump_log (fleet, "agentd.log");
+	}
+	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
+	ppn_test_fleet_stop_agentd (fleet, SIGTERM);
+	/* whatever the test did, no domain of its node outlives it */
+	if (fleet->libvirt_uri != NULL && g_str_has_prefix (fleet->libvirt_uri, "qemu")) {
+		g_autoptr(GPtrArray) left = ppn_test_node_domains (fleet);
+		for (guint i = 0; i < left->len; i++) {
+			const gchar *argv[] = {"virsh", "-c", fleet->libvirt_uri, "destroy",
+					       g_ptr_array_index (left, i), NULL};
+			g_autofree gchar *out = ppn_test_run (argv, NULL);
+			g_printerr ("destroyed leftover domain %s\n", (const gchar *)g_ptr_array_index (left, i));
+		}
+	}
+	if (fleet->dir != NULL && g_getenv ("PPN_TEST_KEEP_LOGS") == NULL) {
+		const gchar *argv[] = {"rm", "-rf", fleet->dir, NULL};
+		g_autofree gchar *out = ppn_test_run (argv, NULL);
+	}
+	g_clear_object (&fleet->session);
+	g_free (fleet->dir);
+	g_free (fleet->ca_dir);
+	g_free (fleet->image_dir);
+	g_free (fleet->fleet_conf);
+	g_free (fleet->token1);
+	g_free (fleet->token2);
+	g_free (fleet->node_id);
+	g_free (fleet->libvirt_uri);
+	g_free (fleet->url);
+	g_free (fleet);
+}

@@ -1,0 +1,61 @@
+#pragma once
+
+/* libppntest: a whole fleet for a test: a CA and certificates, two
+ * tenants with known tokens, ppn-fleetd and ppn-agentd started from the
+ * build tree on ephemeral loopback ports, and a client for the API. */
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+	const gchar *libvirt_uri; /* test:///default or qemu:///system */
+	gboolean real_guest;	  /* build the test guest (else a fake catalog) */
+	guint max_vms;
+	guint agent_count;	  /* 1 unless a test needs more */
+} PpnTestFleetOptions;
+
+typedef struct {
+	gchar *dir;
+	gchar *ca_dir;
+	gchar *image_dir;
+	gchar *fleet_conf;
+	gchar *token1;
+	gchar *token2;
+	gchar *node_id;
+	gchar *libvirt_uri;
+	gchar *url;
+	guint16 tenant_port;
+	guint16 mesh_port;
+	guint16 port_first;
+	guint16 port_last;
+	GSubprocess *fleetd;
+	GSubprocess *agentd;
+	SoupSession *session;
+	PpnTestFleetOptions opts;
+} PpnTestFleet;
+
+gchar *ppn_test_build_path (const gchar *name);
+gchar *ppn_test_src_path (const gchar *name);
+gboolean ppn_test_libvirt_available (const gchar *uri);
+gchar *ppn_test_run (const gchar *const *argv, gint *exit_status);
+
+PpnTestFleet *ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error);
+gboolean ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error);
+gboolean ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error);
+gboolean ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **error);
+void ppn_test_fleet_stop_fleetd (PpnTestFleet *fleet, gint signum);
+void ppn_test_fleet_stop_agentd (PpnTestFleet *fleet, gint signum);
+JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
+			       const gchar *token,
+			       const gchar *method,
+			       const gchar *path,
+			       const gchar *body,
+			       guint *status,
+			       gchar **raw);
+GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
+void ppn_test_fleet_free (PpnTestFleet *fleet);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnTestFleet, ppn_test_fleet_free)
+
+G_END_DECLS

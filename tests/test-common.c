@@ -249,6 +249,8 @@ test_json_refused (void)
 	assert_refused ("escaped key", "{\"vc\\u0070us\":64}", AUTO_LEN, "escape");
 	assert_refused ("escaped duplicate", "{\"vcpus\":1,\"vcpu\\u0073\":64}", AUTO_LEN, "escape");
 	assert_refused ("NUL byte", nul, sizeof nul - 1, NULL);
+	/* json-glib would end the string at the escaped NUL: "a" */
+	assert_refused ("escaped NUL", "{\"name\":\"a\\u0000</name>\"}", AUTO_LEN, NULL);
 	assert_refused ("invalid UTF-8", "{\"name\":\"\xff\xfe\"}", AUTO_LEN, "UTF-8");
 	assert_refused ("overlong UTF-8", "{\"name\":\"\xc0\xaf\"}", AUTO_LEN, "UTF-8");
 	assert_refused ("array", "[1,2]", AUTO_LEN, "object");

@@ -1,0 +1,427 @@
+#include "config.h"
+
+#define G_LOG_DOMAIN "ppn-test"
+
+#include <glib/gstdio.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "ppn-agent-cleanup.h"
+#include "ppn-domain-manager.h"
+#include "ppn-domain-xml.h"
+#include "ppn-error.h"
+#include "ppn-forward.h"
+
+#define N_PORTS 10
+
+typedef struct {
+	gchar *dir;
+	PpnAgentConfig *config;
+	PpnImage *image;
+	PpnImage *disk_image;
+	virConnect *keeper; /* test:///default state lives while a connection does */
+	GMainLoop *loop;
+	GAsyncResult *res;
+} Fixture;
+
+static void
+test_virt_error_func (void *user_data, virErrorPtr err)
+{
+}
+
+static guint16
+free_base (void)
+{
+	for (guint attempt = 0; attempt < 50; attempt++) {
+		guint16 base = (guint16)g_random_int_range (30000, 60000);
+		gboolean ok = TRUE;
+
+		for (guint i = 0; i < N_PORTS && ok; i++) {
+			g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+							     G_SOCKET_PROTOCOL_TCP, NULL);
+			g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+			g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, base + i);
+			ok = g_socket_bind (s, sa, TRUE, NULL);
+		}
+		if (ok)
+			return base;
+	}
+	g_assert_not_reached ();
+	return 0;
+}
+
+static void
+fixture_setup (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GKeyFile) kf = g_key_file_new ();
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *backing = NULL;
+	guint16 base = free_base ();
+	const gchar *accel = data != NULL ? data : "tcg";
+
+	fx->dir = g_dir_make_tmp ("ppn-manager-XXXXXX", &error);
+	g_assert_no_error (error);
+	conf = g_strdup_printf ("[agent]\nnode-id=node1\nfleet-url=https://127.0.0.1:9443\n"
+				"libvirt-uri=test:///default\nstate-dir=%s/state\nimage-dir=%s/images\n"
+				"port-range=%u-%u\naccel=%s\n",
+				fx->dir, fx->dir, base, base + N_PORTS - 1, accel);
+	g_assert_true (g_key_file_load_from_data (kf, conf, -1, G_KEY_FILE_NONE, NULL));
+	fx->config = ppn_agent_config_new_from_keyfile (kf, NULL, &error);
+	g_assert_no_error (error);
+
+	fx->image = g_new0 (PpnImage, 1);
+	fx->image->name = g_strdup ("test-guest");
+	fx->image->description = g_strdup ("");
+	fx->image->dir = g_strdup (fx->dir);
+	fx->image->kernel = g_build_filename (fx->dir, "vmlinuz", NULL);
+	fx->image->cmdline = g_strdup ("console=ttyS0");
+
+	backing = g_build_filename (fx->dir, "base.qcow2", NULL);
+	fx->disk_image = g_new0 (PpnImage, 1);
+	fx->disk_image->name = g_strdup ("disk1");
+	fx->disk_image->description = g_strdup ("");
+	fx->disk_image->dir = g_strdup (fx->dir);
+	fx->disk_image->disk = g_strdup (backing);
+	fx->disk_image->disk_format = g_strdup ("qcow2");
+	{
+		const gchar *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", backing, "16M", NULL};
+		gint status = 0;
+		g_assert_true (g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+					     NULL, &status, &error));
+		g_assert_no_error (error);
+		g_assert_true (g_spawn_check_wait_status (status, NULL));
+	}
+
+	virSetErrorFunc (NULL, test_virt_error_func);
+	fx->keeper = virConnectOpen ("test:///default");
+	g_assert_nonnull (fx->keeper);
+	fx->loop = g_main_loop_new (NULL, FALSE);
+}
+
+static void
+fixture_teardown (Fixture *fx, gconstpointer data)
+{
+	g_autofree gchar *cmd = g_strdup_printf ("rm -rf '%s'", fx->dir);
+	virDomainPtr *doms = NULL;
+	int n = virConnectListAllDomains (fx->keeper, &doms, 0);
+
+	/* nothing of ours may be left behind by any test */
+	for (int i = 0; i < n; i++) {
+		const gchar *name = virDomainGetName (doms[i]);
+		if (g_str_has_prefix (name, PPN_DOMAIN_PREFIX)) {
+			virDomainDestroy (doms[i]);
+			g_error ("test left domain %s", name);
+		}
+		virDomainFree (doms[i]);
+	}
+	free (doms);
+	virConnectClose (fx->keeper);
+	g_assert_cmpint (system (cmd), ==, 0);
+	g_main_loop_unref (fx->loop);
+	ppn_image_free (fx->image);
+	ppn_image_free (fx->disk_image);
+	ppn_agent_config_free (fx->config);
+	g_free (fx->dir);
+}
+
+static void
+async_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Fixture *fx = user_data;
+
+	fx->res = g_object_ref (res);
+	g_main_loop_quit (fx->loop);
+}
+
+static GAsyncResult *
+wait_result (Fixture *fx)
+{
+	g_main_loop_run (fx->loop);
+	return fx->res;
+}
+
+static PpnDomainManager *
+start_manager (Fixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainManager) manager = ppn_domain_manager_new (fx->config, &error);
+	g_autoptr(GAsyncResult) res = NULL;
+
+	g_assert_no_error (error);
+	ppn_domain_manager_start_async (manager, NULL, async_cb, fx);
+	res = wait_result (fx);
+	g_assert_true (ppn_domain_manager_start_finish (manager, res, &error));
+	g_assert_no_error (error);
+	return g_steal_pointer (&manager);
+}
+
+static PpnDomainInfo *
+create (Fixture *fx, PpnDomainManager *manager, const gchar *vm_id, const PpnImage *image, GError **error)
+{
+	g_autoptr(PpnDomainRequest) req = ppn_domain_request_new ();
+	g_autoptr(GAsyncResult) res = NULL;
+
+	req->vm_id = g_strdup (vm_id);
+	req->tenant = g_strdup ("alice");
+	req->name = g_strdup ("web1");
+	req->image = g_strdup (image->name);
+	g_ptr_array_add (req->forwards, ppn_forward_new (80, "tcp"));
+	g_ptr_array_add (req->forwards, ppn_forward_new (53, "udp"));
+	ppn_domain_manager_create_async (manager, req, image, NULL, async_cb, fx);
+	res = wait_result (fx);
+	return ppn_domain_manager_create_finish (manager, res, error);
+}
+
+static gboolean
+destroy (Fixture *fx, PpnDomainManager *manager, const gchar *vm_id, GError **error)
+{
+	g_autoptr(GAsyncResult) res = NULL;
+
+	ppn_domain_manager_destroy_async (manager, vm_id, NULL, async_cb, fx);
+	res = wait_result (fx);
+	return ppn_domain_manager_destroy_finish (manager, res, error);
+}
+
+static GPtrArray *
+list (Fixture *fx, PpnDomainManager *manager)
+{
+	g_autoptr(GAsyncResult) res = NULL;
+	g_autoptr(GError) error = NULL;
+	GPtrArray *infos;
+
+	ppn_domain_manager_list_async (manager, NULL, async_cb, fx);
+	res = wait_result (fx);
+	infos = ppn_domain_manager_list_finish (manager, res, &error);
+	g_assert_no_error (error);
+	return infos;
+}
+
+static PpnDomainInfo *
+find (GPtrArray *infos, const gchar *vm_id)
+{
+	for (guint i = 0; i < infos->len; i++) {
+		PpnDomainInfo *info = g_ptr_array_index (infos, i);
+		if (g_strcmp0 (info->vm_id, vm_id) == 0)
+			return info;
+	}
+	return NULL;
+}
+
+static void
+test_lifecycle (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+	g_autoptr(virDomain) dom = NULL;
+	PpnDomainInfo *listed;
+	PpnForward *a, *b;
+
+	g_assert_cmpstr (ppn_domain_manager_get_accel (manager), ==, "tcg");
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS);
+	info = create (fx, manager, "00000000000000a1", fx->image, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (info->domain, ==, "ppn-00000000000000a1");
+	g_assert_cmpstr (info->state, ==, "running");
+	g_assert_cmpuint (info->forwards->len, ==, 2);
+	a = g_ptr_array_index (info->forwards, 0);
+	b = g_ptr_array_index (info->forwards, 1);
+	g_assert_cmpstr (a->host_address, ==, "127.0.0.1");
+	g_assert_cmpuint (a->host_port, >=, fx->config->port_first);
+	g_assert_cmpuint (a->host_port, <=, fx->config->port_last);
+	g_assert_cmpuint (b->host_port, >=, fx->config->port_first);
+	g_assert_cmpuint (b->host_port, <=, fx->config->port_last);
+	g_assert_cmpuint (a->host_port, !=, b->host_port);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS - 2);
+
+	/* libvirt has it, running */
+	dom = virDomainLookupByName (fx->keeper, "ppn-00000000000000a1");
+	g_assert_nonnull (dom);
+	g_assert_cmpint (virDomainIsActive (dom), ==, 1);
+
+	/* the list reads vm id, tenant and ports back from the metadata */
+	infos = list (fx, manager);
+	listed = find (infos, "00000000000000a1");
+	g_assert_nonnull (listed);
+	g_assert_cmpstr (listed->tenant, ==, "alice");
+	g_assert_cmpstr (listed->state, ==, "running");
+	g_assert_cmpuint (listed->forwards->len, ==, 2);
+	g_assert_cmpuint (((PpnForward *)g_ptr_array_index (listed->forwards, 0))->host_port, ==, a->host_port);
+	/* the test driver's own domain is not ours */
+	for (guint i = 0; i < infos->len; i++)
+		g_assert_true (g_str_has_prefix (((PpnDomainInfo *)g_ptr_array_index (infos, i))->domain, "ppn-"));
+	g_clear_pointer (&infos, g_ptr_array_unref);
+
+	g_assert_true (destroy (fx, manager, "00000000000000a1", &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS);
+	infos = list (fx, manager);
+	g_assert_null (find (infos, "00000000000000a1"));
+
+	/* gone is gone */
+	g_assert_false (destroy (fx, manager, "00000000000000a1", &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+	g_clear_error (&error);
+	/* and a bad id never reaches libvirt */
+	g_assert_false (destroy (fx, manager, "../../etc", &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+}
+
+static void
+test_conflict (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autoptr(PpnDomainInfo) again = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+	g_autofree gchar *console = g_build_filename (fx->config->state_dir, "console", "ppn-00000000000000b2.log", NULL);
+	guint n = 0;
+
+	info = create (fx, manager, "00000000000000b2", fx->image, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_file_set_contents (console, "boot log", -1, NULL));
+	again = create (fx, manager, "00000000000000b2", fx->image, &error);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_CONFLICT);
+	g_assert_null (again);
+	g_clear_error (&error);
+	/* nothing leaked: no ports, no second domain, the first one's files kept */
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS - 2);
+	g_assert_true (g_file_test (console, G_FILE_TEST_EXISTS));
+	infos = list (fx, manager);
+	for (guint i = 0; i < infos->len; i++)
+		n += g_str_has_prefix (((PpnDomainInfo *)g_ptr_array_index (infos, i))->domain, "ppn-") ? 1 : 0;
+	g_assert_cmpuint (n, ==, 1);
+	g_assert_true (destroy (fx, manager, "00000000000000b2", &error));
+	g_assert_false (g_file_test (console, G_FILE_TEST_EXISTS));
+}
+
+/* an agent restart: a new manager finds the live domain and its ports */
+static void
+test_restart (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) first = start_manager (fx);
+	g_autoptr(PpnDomainManager) second = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autoptr(PpnDomainInfo) other = NULL;
+	g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
+
+	info = create (fx, first, "00000000000000c3", fx->image, &error);
+	g_assert_no_error (error);
+	g_clear_object (&first);
+
+	second = start_manager (fx);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (second), ==, N_PORTS - 2);
+	for (guint i = 0; i < info->forwards->len; i++)
+		g_hash_table_add (used, GUINT_TO_POINTER ((guint)((PpnForward *)g_ptr_array_index (info->forwards, i))->host_port));
+	/* every port the new manager hands out is one the live VM does not hold */
+	other = create (fx, second, "00000000000000c4", fx->image, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < other->forwards->len; i++) {
+		guint port = ((PpnForward *)g_ptr_array_index (other->forwards, i))->host_port;
+		g_assert_false (g_hash_table_contains (used, GUINT_TO_POINTER (port)));
+	}
+	g_assert_true (destroy (fx, second, "00000000000000c3", &error));
+	g_assert_true (destroy (fx, second, "00000000000000c4", &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (second), ==, N_PORTS);
+}
+
+/* a disk image gets a per-VM overlay, removed with the domain */
+static void
+test_disk_overlay (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autofree gchar *overlay = g_build_filename (fx->config->state_dir, "disks", "ppn-00000000000000d5.qcow2", NULL);
+	g_autofree gchar *out = NULL;
+	const gchar *argv[] = {"qemu-img", "info", overlay, NULL};
+
+	info = create (fx, manager, "00000000000000d5", fx->disk_image, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_file_test (overlay, G_FILE_TEST_IS_REGULAR));
+	g_assert_true (g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL, NULL,
+				     &error));
+	g_assert_nonnull (strstr (out, fx->disk_image->disk));
+	g_assert_true (destroy (fx, manager, "00000000000000d5", &error));
+	g_assert_false (g_file_test (overlay, G_FILE_TEST_EXISTS));
+}
+
+/* a domain that vanished behind the agent's back gives its ports back;
+ * one with bad metadata is not reported */
+static void
+test_reconcile (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+	g_autoptr(virDomain) dom = NULL;
+	g_autoptr(virDomain) bad = NULL;
+	const gchar *bad_xml =
+		"<domain type='test'><name>ppn-00000000000000ff</name><memory>65536</memory>"
+		"<metadata><ppn:vm xmlns:ppn='https://ppn.dev/xmlns/vm/1'><ppn:id>00000000000000ff</ppn:id>"
+		"<ppn:tenant>a&lt;b</ppn:tenant><ppn:name>x</ppn:name><ppn:image>i</ppn:image></ppn:vm></metadata>"
+		"<os><type>hvm</type></os></domain>";
+
+	info = create (fx, manager, "00000000000000e6", fx->image, &error);
+	g_assert_no_error (error);
+	dom = virDomainLookupByName (fx->keeper, "ppn-00000000000000e6");
+	g_assert_cmpint (virDomainDestroy (dom), ==, 0);
+
+	bad = virDomainCreateXML (fx->keeper, bad_xml, 0);
+	g_assert_nonnull (bad);
+	g_test_expect_message ("ppn-agent", G_LOG_LEVEL_WARNING, "Ignoring domain ppn-00000000000000ff*");
+	infos = list (fx, manager);
+	g_test_assert_expected_messages ();
+	g_assert_null (find (infos, "00000000000000e6"));
+	g_assert_null (find (infos, "00000000000000ff"));
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS);
+	g_assert_cmpint (virDomainDestroy (bad), ==, 0);
+}
+
+static void
+test_auto_accel (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+
+	/* the test driver offers no kvm virt type */
+	g_assert_cmpstr (ppn_domain_manager_get_accel (manager), ==, "tcg");
+}
+
+static void
+test_unreachable (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainManager) manager = NULL;
+	g_autoptr(GAsyncResult) res = NULL;
+
+	g_free (fx->config->libvirt_uri);
+	fx->config->libvirt_uri = g_strdup ("test:///nonexistent/file.xml");
+	manager = ppn_domain_manager_new (fx->config, &error);
+	g_assert_no_error (error);
+	ppn_domain_manager_start_async (manager, NULL, async_cb, fx);
+	res = wait_result (fx);
+	g_assert_false (ppn_domain_manager_start_finish (manager, res, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+}
+
+int
+main (int argc, char **argv)
+{
+	g_test_init (&argc, &argv, NULL);
+#define ADD(path, func, data) g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
+	ADD ("/agent/manager/lifecycle", test_lifecycle, NULL);
+	ADD ("/agent/manager/conflict", test_conflict, NULL);
+	ADD ("/agent/manager/restart", test_restart, NULL);
+	ADD ("/agent/manager/disk-overlay", test_disk_overlay, NULL);
+	ADD ("/agent/manager/reconcile", test_reconcile, NULL);
+	ADD ("/agent/manager/auto-accel", test_auto_accel, "auto");
+	ADD ("/agent/manager/unreachable", test_unreachable, NULL);
+#undef ADD
+	return g_test_run ();
+}

@@ -104,7 +104,6 @@ ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
 	g_autofree gchar *agent_pem = NULL;
 	g_autofree gchar *agent_key = NULL;
 	g_autofree gchar *tenants_path = NULL;
-	g_autofree gchar *conf = NULL;
 	const gchar *run_id = g_getenv ("PPN_TEST_RUN_ID");
 	const gchar *sans[] = {"127.0.0.1", "localhost", NULL};
 	static guint counter = 0;
@@ -150,13 +149,6 @@ ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
 		return NULL;
 
 	fleet->fleet_conf = g_build_filename (fleet->dir, "fleetd.conf", NULL);
-	conf = g_strdup_printf ("[fleet]\ntenant-listen=127.0.0.1:0\nmesh-listen=127.0.0.1:0\n"
-				"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=15\n"
-				"[tls]\nca=ca/ca.pem\ncert=fleet.pem\nkey=fleet-key.pem\n",
-				fleet->dir);
-	if (!ppn_test_write (fleet->fleet_conf, conf, error))
-		return NULL;
-
 	if (opts->real_guest ? !ppn_test_build_guest (fleet->image_dir, error)
 			     : !ppn_test_make_fake_image (fleet->image_dir, error))
 		return NULL;
@@ -183,11 +175,11 @@ ppn_test_spawn (PpnTestFleet *fleet, const gchar *binary, const gchar *config, c
 {
 	g_autofree gchar *path = ppn_test_build_path (binary);
 	g_autofree gchar *log_path = g_build_filename (fleet->dir, log, NULL);
-	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_INHERIT |
+										     G_SUBPROCESS_FLAGS_STDERR_MERGE);
 
 	g_unlink (log_path);
 	g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-	g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
 	g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
 	g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
 	g_subprocess_launcher_set_child_setup (launcher, ppn_test_child_setup, NULL, NULL);
@@ -229,7 +221,16 @@ ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
 	g_autofree gchar *line = NULL;
 	guint tp = 0, mp = 0;
 	const gchar *ports;
+	/* ephemeral ports the first time, the same ones on a restart so the
+	 * agents find the fleet again */
+	g_autofree gchar *conf = g_strdup_printf (
+		"[fleet]\ntenant-listen=127.0.0.1:%u\nmesh-listen=127.0.0.1:%u\n"
+		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=15\n"
+		"[tls]\nca=ca/ca.pem\ncert=fleet.pem\nkey=fleet-key.pem\n",
+		fleet->tenant_port, fleet->mesh_port, fleet->dir);
 
+	if (!ppn_test_write (fleet->fleet_conf, conf, error))
+		return FALSE;
 	fleet->fleetd = ppn_test_spawn (fleet, "ppn-fleetd", fleet->fleet_conf, "fleetd.log", error);
 	if (fleet->fleetd == NULL)
 		return FALSE;
@@ -258,6 +259,7 @@ ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
 	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:0\nfleet-url=https://127.0.0.1:%u\n"
 				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
 				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
+				"max-vcpus=64\nmax-memory-mib=32768\n"
 				"[tls]\nca=ca/ca.pem\ncert=agent.pem\nkey=agent-key.pem\n",
 				fleet->node_id, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
 				fleet->port_first, fleet->port_last);

@@ -297,7 +297,7 @@ test_bad_requests (void)
 		{"{\"name\":\"a&b\",\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
 		{"{\"name\":\"a'b\",\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
 		{"{\"name\":\"a\\\"b\",\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
-		{"{\"name\":\"a\\u0000b\",\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
+		{"{\"name\":\"a\\u0000b\",\"image\":\"test-guest\"}", 400, "invalid_request", "NUL"},
 		{"{\"name\":\"gr\xc3\xbc\xc3\x9f\",\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
 		{"{\"name\":\"x\",\"image\":\"../../etc/passwd\"}", 400, "invalid_request", "image"},
 		{"{\"name\":\"x\",\"image\":\"/var/lib/ppn/images/test-guest/vmlinuz\"}", 400, "invalid_request", "image"},

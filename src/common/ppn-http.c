@@ -13,6 +13,8 @@
 /* libsoup asks the server message whether to accept the client's
  * certificate; decide from our own verification of the chain against the
  * fleet CA only, not from whatever the TLS backend computed */
+#define PPN_HTTP_PEER_KEY "ppn-verified-peer-certificate"
+
 static gboolean
 ppn_http_accept_certificate_cb (SoupServerMessage *msg,
 				GTlsCertificate *cert,
@@ -30,6 +32,11 @@ ppn_http_accept_certificate_cb (SoupServerMessage *msg,
 			   error != NULL ? ": " : "", error != NULL ? error->message : "");
 		return FALSE;
 	}
+	/* libsoup 3.2 gives the peer certificate to the first message of a
+	 * connection only; keep the verified one with the socket for the
+	 * messages that follow on the same connection */
+	g_object_set_data_full (G_OBJECT (soup_server_message_get_socket (msg)), PPN_HTTP_PEER_KEY,
+				g_object_ref (cert), g_object_unref);
 	return TRUE;
 }
 
@@ -197,11 +204,14 @@ ppn_http_read_json (SoupServerMessage *msg, gsize max_body, GError **error)
 gboolean
 ppn_http_peer_identity (SoupServerMessage *msg, PpnTlsRole *role, gchar **name, GError **error)
 {
-	GTlsCertificate *peer = soup_server_message_get_tls_peer_certificate (msg);
+	GSocket *socket = soup_server_message_get_socket (msg);
+	GTlsCertificate *peer = NULL;
 
-	/* the handshake already required a verified chain; check again so a
-	 * server built without a client CA cannot be mistaken for one */
-	if (peer == NULL || soup_server_message_get_tls_peer_certificate_errors (msg) != 0) {
+	/* only a certificate our accept-certificate handler verified counts,
+	 * so a server built without a client CA is never mistaken for one */
+	if (socket != NULL)
+		peer = g_object_get_data (G_OBJECT (socket), PPN_HTTP_PEER_KEY);
+	if (peer == NULL) {
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNAUTHORIZED,
 				     _("A client certificate issued by the fleet CA is required"));
 		return FALSE;

@@ -391,7 +391,7 @@ ppn_test_fleet_free (PpnTestFleet *fleet)
 {
 	if (fleet == NULL)
 		return;
-	if (g_test_failed () || g_getenv ("PPN_TEST_KEEP_LOGS") != NULL) {
+	if ((g_test_initialized () && g_test_failed ()) || g_getenv ("PPN_TEST_KEEP_LOGS") != NULL) {
 		ppn_test_dump_log (fleet, "fleetd.log");
 		ppn_test_dump_log (fleet, "agentd.log");
 	}

@@ -384,6 +384,30 @@ test_reconcile (Fixture *fx, gconstpointer data)
 	g_assert_cmpint (virDomainDestroy (bad), ==, 0);
 }
 
+/* two agents on one libvirt (as in tests): each sees only its own */
+static void
+test_other_node (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) mine = start_manager (fx);
+	g_autoptr(PpnDomainManager) theirs = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) info = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+
+	info = create (fx, mine, "00000000000000f7", fx->image, &error);
+	g_assert_no_error (error);
+	g_free (fx->config->node_id);
+	fx->config->node_id = g_strdup ("node2");
+	theirs = start_manager (fx);
+	infos = list (fx, theirs);
+	g_assert_null (find (infos, "00000000000000f7"));
+	g_assert_false (destroy (fx, theirs, "00000000000000f7", &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+	g_clear_error (&error);
+	g_assert_true (destroy (fx, mine, "00000000000000f7", &error));
+	g_assert_no_error (error);
+}
+
 static void
 test_auto_accel (Fixture *fx, gconstpointer data)
 {
@@ -420,6 +444,7 @@ main (int argc, char **argv)
 	ADD ("/agent/manager/restart", test_restart, NULL);
 	ADD ("/agent/manager/disk-overlay", test_disk_overlay, NULL);
 	ADD ("/agent/manager/reconcile", test_reconcile, NULL);
+	ADD ("/agent/manager/other-node", test_other_node, NULL);
 	ADD ("/agent/manager/auto-accel", test_auto_accel, "auto");
 	ADD ("/agent/manager/unreachable", test_unreachable, NULL);
 #undef ADD

@@ -153,7 +153,12 @@ fixture_teardown (Fixture *fx, gconstpointer data)
 		virDomainFree (doms[i]);
 	}
 	free (doms);
+	/* close the kept-alive connections, and let both ends notice */
+	soup_session_abort (fx->session);
 	g_clear_object (&fx->session);
+	ppn_agent_server_disconnect (fx->server);
+	for (guint i = 0; i < 100 && g_main_context_iteration (NULL, FALSE); i++)
+		;
 	g_clear_object (&fx->server);
 	g_clear_object (&fx->manager);
 	ppn_image_catalog_free (fx->catalog);

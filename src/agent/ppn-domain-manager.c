@@ -338,6 +338,12 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 			g_warning (_("Ignoring domain %s: %s"), name, error->message);
 		return NULL;
 	}
+	/* another agent's domain on a shared libvirt (test setups run several
+	 * nodes on one host): neither reported nor destroyed by this one */
+	if (meta->node != NULL && g_strcmp0 (meta->node, self->node_id) != 0) {
+		g_debug ("domain %s belongs to node %s", name, meta->node);
+		return NULL;
+	}
 	if (virDomainGetState (dom, &state, &reason, 0) < 0)
 		virResetLastError ();
 
@@ -806,6 +812,12 @@ ppn_domain_manager_destroy_sync (PpnDomainManager *self, const gchar *vm_id, GEr
 			g_warning (_("Destroying %s: %s"), domain_name, local->message);
 	} else {
 		virResetLastError ();
+	}
+	if (meta != NULL && meta->node != NULL && g_strcmp0 (meta->node, self->node_id) != 0) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND,
+			     _("No domain for VM %s on node %s (it belongs to node %s)"), vm_id, self->node_id,
+			     meta->node);
+		return FALSE;
 	}
 
 	if (virDomainIsActive (dom) == 1 && virDomainDestroy (dom) < 0) {

@@ -31,7 +31,8 @@ ppn_agent_main_reload_cb (gpointer user_data)
 {
 	PpnAgentMain *m = user_data;
 
-	ppn_agent_reload (m->agent);
+	if (m->agent != NULL)
+		ppn_agent_reload (m->agent);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -78,6 +79,13 @@ main (int argc, char **argv)
 		g_printerr ("ppn-agentd: %s\n", _("--config FILE is required"));
 		return EXIT_FAILURE;
 	}
+	/* from here on SIGTERM stops cleanly, even before the loop runs */
+	loop = g_main_loop_new (NULL, FALSE);
+	m.loop = loop;
+	sigterm_id = g_unix_signal_add (SIGTERM, ppn_agent_main_stop_cb, &m);
+	sigint_id = g_unix_signal_add (SIGINT, ppn_agent_main_stop_cb, &m);
+	sighup_id = g_unix_signal_add (SIGHUP, ppn_agent_main_reload_cb, &m);
+
 	config = ppn_agent_config_load (config_path, &error);
 	if (config == NULL) {
 		g_printerr ("ppn-agentd: %s\n", error->message);
@@ -89,12 +97,7 @@ main (int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	loop = g_main_loop_new (NULL, FALSE);
-	m.loop = loop;
 	m.agent = agent;
-	sigterm_id = g_unix_signal_add (SIGTERM, ppn_agent_main_stop_cb, &m);
-	sigint_id = g_unix_signal_add (SIGINT, ppn_agent_main_stop_cb, &m);
-	sighup_id = g_unix_signal_add (SIGHUP, ppn_agent_main_reload_cb, &m);
 	g_signal_connect (agent, "failed", G_CALLBACK (ppn_agent_main_failed_cb), &m);
 
 	ppn_agent_start (agent);

@@ -323,6 +323,12 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 		return NULL;
 	xml = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, PPN_XMLNS_VM, 0);
 	if (xml == NULL) {
+		virErrorPtr err = virGetLastError ();
+		/* destroyed since it was listed: nothing to report */
+		if (err != NULL && err->code == VIR_ERR_NO_DOMAIN) {
+			virResetLastError ();
+			return NULL;
+		}
 		ppn_virt_set_error (&error);
 	} else {
 		meta = ppn_domain_metadata_parse (xml, &error);
@@ -363,7 +369,10 @@ ppn_domain_manager_list_sync (PpnDomainManager *self, GError **error)
 {
 	g_autoptr(virConnect) conn = NULL;
 	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func ((GDestroyNotify)ppn_domain_info_free);
+	g_autoptr(GHashTable) present = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	virDomainPtr *doms = NULL;
+	GHashTableIter iter;
+	gpointer key;
 	int n;
 
 	conn = ppn_domain_manager_get_conn (self, error);
@@ -376,11 +385,22 @@ ppn_domain_manager_list_sync (PpnDomainManager *self, GError **error)
 	}
 	for (int i = 0; i < n; i++) {
 		PpnDomainInfo *info = ppn_domain_manager_read_domain (self, doms[i]);
+		const gchar *name = virDomainGetName (doms[i]);
 		if (info != NULL)
 			g_ptr_array_add (infos, info);
+		if (name != NULL)
+			g_hash_table_add (present, g_strdup (name));
 		virDomainFree (doms[i]);
 	}
 	free (doms);
+	/* forget the warnings about domains that are gone */
+	g_mutex_lock (&self->lock);
+	g_hash_table_iter_init (&iter, self->warned);
+	while (g_hash_table_iter_next (&iter, &key, NULL)) {
+		if (!g_hash_table_contains (present, key))
+			g_hash_table_iter_remove (&iter);
+	}
+	g_mutex_unlock (&self->lock);
 	return g_steal_pointer (&infos);
 }
 

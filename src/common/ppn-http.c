@@ -28,7 +28,7 @@ ppn_http_accept_certificate_cb (SoupServerMessage *msg,
 	flags = g_tls_database_verify_chain (ca, cert, G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT, NULL, NULL,
 					     G_TLS_DATABASE_VERIFY_NONE, NULL, &error);
 	if (error != NULL || flags != 0) {
-		g_warning ("refused a client certificate (verification flags 0x%x%s%s)", flags,
+		g_message ("refused a client certificate (verification flags 0x%x%s%s)", flags,
 			   error != NULL ? ": " : "", error != NULL ? error->message : "");
 		return FALSE;
 	}

@@ -355,6 +355,11 @@ ppn_xml_write_devices (PpnXmlOut *o, const PpnDomainSpec *spec)
 		ppn_xml_end (o);
 		ppn_xml_end (o);
 	}
+	/* libvirt adds a USB controller by default; nothing here uses one */
+	ppn_xml_start (o, NULL, "controller", NULL);
+	ppn_xml_attr (o, "type", "usb");
+	ppn_xml_attr (o, "model", "none");
+	ppn_xml_end (o);
 	ppn_xml_start (o, NULL, "serial", NULL);
 	ppn_xml_attr (o, "type", "file");
 	ppn_xml_start (o, NULL, "source", NULL);
@@ -448,6 +453,12 @@ ppn_domain_xml_build (const PpnDomainSpec *spec, GError **error)
 	ppn_xml_end (&o);
 	ppn_xml_element (&o, NULL, "vcpu", vcpus);
 	ppn_xml_write_os (&o, spec);
+	/* without ACPI libvirt passes -no-acpi: no clean shutdown, and the
+	 * guest kernel complains on every boot */
+	ppn_xml_start (&o, NULL, "features", NULL);
+	ppn_xml_start (&o, NULL, "acpi", NULL);
+	ppn_xml_end (&o);
+	ppn_xml_end (&o);
 	/* no <cpu>: host-passthrough hangs under nested KVM, and TCG wants
 	 * the default model */
 	ppn_xml_element (&o, NULL, "on_poweroff", "destroy");

@@ -183,6 +183,16 @@ ppn_test_spawn (PpnTestFleet *fleet, const gchar *binary, const gchar *config, c
 	g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
 	g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
 	g_subprocess_launcher_set_child_setup (launcher, ppn_test_child_setup, NULL, NULL);
+	/* PPN_TEST_VALGRIND=DIR runs the daemons under valgrind, one log per
+	 * process in DIR, for leak hunting (tools/run-valgrind) */
+	if (g_getenv ("PPN_TEST_VALGRIND") != NULL) {
+		g_autofree gchar *vlog = g_strdup_printf ("--log-file=%s/%s-%%p.log", g_getenv ("PPN_TEST_VALGRIND"),
+							  binary);
+		g_subprocess_launcher_setenv (launcher, "G_SLICE", "always-malloc", TRUE);
+		return g_subprocess_launcher_spawn (launcher, error, "valgrind", "--leak-check=full",
+						    "--show-leak-kinds=definite", "--num-callers=30", vlog, path,
+						    "--config", config, NULL);
+	}
 	return g_subprocess_launcher_spawn (launcher, error, path, "--config", config, NULL);
 }
 

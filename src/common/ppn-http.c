@@ -77,7 +77,6 @@ ppn_http_listen (SoupServer *server, const gchar *address, guint16 *bound_port, 
 	guint16 port = 0;
 	g_autoptr(GInetAddress) inet = NULL;
 	g_autoptr(GSocketAddress) sockaddr = NULL;
-	g_autoslist(GUri) uris = NULL;
 
 	if (!ppn_config_parse_address (address, &host, &port, error))
 		return FALSE;
@@ -94,10 +93,15 @@ ppn_http_listen (SoupServer *server, const gchar *address, guint16 *bound_port, 
 		g_prefix_error (error, _("Cannot listen on %s: "), address);
 		return FALSE;
 	}
-	uris = soup_server_get_uris (server);
-	if (bound_port != NULL && uris != NULL) {
-		for (GSList *l = uris; l != NULL; l = l->next)
-			*bound_port = (guint16)g_uri_get_port (l->data);
+	/* read the bound port off our own listening socket: an ephemeral
+	 * port (0) is only known after the bind */
+	if (bound_port != NULL) {
+		g_autoptr(GSList) listeners = soup_server_get_listeners (server);
+		for (GSList *l = listeners; l != NULL; l = l->next) {
+			g_autoptr(GSocketAddress) local = g_socket_get_local_address (l->data, NULL);
+			if (G_IS_INET_SOCKET_ADDRESS (local))
+				*bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+		}
 	}
 	return TRUE;
 }

@@ -264,6 +264,19 @@ test_auth (void)
 	}
 }
 
+static guint64
+daemon_rss_kib (GSubprocess *proc)
+{
+	g_autofree gchar *path = g_strdup_printf ("/proc/%s/status", g_subprocess_get_identifier (proc));
+	g_autofree gchar *status = NULL;
+	const gchar *line;
+
+	g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+	line = strstr (status, "VmRSS:");
+	g_assert_nonnull (line);
+	return g_ascii_strtoull (line + 6, NULL, 10);
+}
+
 typedef struct {
 	const gchar *body;
 	guint status;
@@ -367,6 +380,29 @@ test_bad_requests (void)
 		g_autofree gchar *big = g_strnfill (200000, ' ');
 		g_autoptr(JsonNode) reply = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", big, &status, NULL);
 		g_assert_cmpuint (status, ==, 413);
+	}
+	/* a 20 MB chunked body (no Content-Length to refuse it by): 413, and
+	 * the daemon does not keep it */
+	{
+		g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
+		g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+		g_autofree gchar *auth = g_strconcat ("Bearer ", fleet->token1, NULL);
+		gsize size = 20 * 1024 * 1024;
+		g_autofree gchar *junk = g_malloc (size);
+		g_autoptr(GInputStream) stream = NULL;
+		g_autoptr(GBytes) reply = NULL;
+		guint64 rss_before = daemon_rss_kib (fleet->fleetd), rss_after;
+
+		memset (junk, ' ', size);
+		stream = g_memory_input_stream_new_from_data (junk, (gssize)size, NULL);
+		soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+		soup_message_set_request_body (msg, "application/json", stream, -1);
+		reply = soup_session_send_and_read (fleet->session, msg, NULL, NULL);
+		g_assert_cmpuint (soup_message_get_status (msg), ==, 413);
+		rss_after = daemon_rss_kib (fleet->fleetd);
+		g_test_message ("ppn-fleetd RSS %" G_GUINT64_FORMAT " KiB before, %" G_GUINT64_FORMAT " KiB after",
+				rss_before, rss_after);
+		g_assert_cmpuint (rss_after, <, rss_before + 8 * 1024);
 	}
 	/* unknown endpoint, wrong method */
 	{

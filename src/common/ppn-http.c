@@ -47,6 +47,66 @@ ppn_http_request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointe
 				 0);
 }
 
+#define PPN_HTTP_MAX_BODY_KEY "ppn-max-body"
+#define PPN_HTTP_TOO_LARGE_KEY "ppn-body-too-large"
+#define PPN_HTTP_BODY_SEEN_KEY "ppn-body-seen"
+
+/* past the limit the body is no longer kept: memory stays bounded
+ * whatever a client sends, chunked or not, and the handler answers 413 */
+static void
+ppn_http_body_overflow (SoupServerMessage *msg)
+{
+	SoupMessageBody *body = soup_server_message_get_request_body (msg);
+
+	g_object_set_data (G_OBJECT (msg), PPN_HTTP_TOO_LARGE_KEY, GINT_TO_POINTER (1));
+	soup_message_body_set_accumulate (body, FALSE);
+	soup_message_body_truncate (body);
+}
+
+static gsize
+ppn_http_server_max_body (SoupServerMessage *msg)
+{
+	return GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (msg), PPN_HTTP_MAX_BODY_KEY));
+}
+
+static void
+ppn_http_got_headers_cb (SoupServerMessage *msg, gpointer user_data)
+{
+	goffset len = soup_message_headers_get_content_length (soup_server_message_get_request_headers (msg));
+
+	if (len > (goffset)ppn_http_server_max_body (msg))
+		ppn_http_body_overflow (msg);
+}
+
+static void
+ppn_http_got_chunk_cb (SoupServerMessage *msg, GBytes *chunk, gpointer user_data)
+{
+	gsize seen = GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (msg), PPN_HTTP_BODY_SEEN_KEY));
+
+	seen += g_bytes_get_size (chunk);
+	g_object_set_data (G_OBJECT (msg), PPN_HTTP_BODY_SEEN_KEY, GSIZE_TO_POINTER (seen));
+	if (seen > ppn_http_server_max_body (msg) &&
+	    g_object_get_data (G_OBJECT (msg), PPN_HTTP_TOO_LARGE_KEY) == NULL)
+		ppn_http_body_overflow (msg);
+}
+
+static void
+ppn_http_limit_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+	g_object_set_data (G_OBJECT (msg), PPN_HTTP_MAX_BODY_KEY,
+			   g_object_get_data (G_OBJECT (server), PPN_HTTP_MAX_BODY_KEY));
+	g_signal_connect (msg, "got-headers", G_CALLBACK (ppn_http_got_headers_cb), NULL);
+	g_signal_connect (msg, "got-chunk", G_CALLBACK (ppn_http_got_chunk_cb), NULL);
+}
+
+/* the largest request body @server keeps; see ppn_http_check_body_size() */
+void
+ppn_http_server_set_max_body (SoupServer *server, gsize max_body)
+{
+	g_return_if_fail (SOUP_IS_SERVER (server));
+	g_object_set_data (G_OBJECT (server), PPN_HTTP_MAX_BODY_KEY, GSIZE_TO_POINTER (max_body));
+}
+
 /* with @client_ca, the handshake requires a client certificate issued by
  * that CA: a caller without one never reaches a handler */
 SoupServer *
@@ -61,6 +121,8 @@ ppn_http_server_new (GTlsCertificate *cert, GTlsDatabase *client_ca, GError **er
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INTERNAL, _("Cannot create the HTTP server"));
 		return NULL;
 	}
+	ppn_http_server_set_max_body (server, PPN_HTTP_MAX_BODY_DEFAULT);
+	g_signal_connect (server, "request-started", G_CALLBACK (ppn_http_limit_started_cb), NULL);
 	if (client_ca != NULL) {
 		soup_server_set_tls_database (server, client_ca);
 		soup_server_set_tls_auth_mode (server, G_TLS_AUTHENTICATION_REQUIRED);
@@ -166,7 +228,7 @@ ppn_http_check_body_size (SoupServerMessage *msg, gsize max_body, GError **error
 	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
 	goffset len = soup_message_headers_get_content_length (hdrs);
 
-	if (len > (goffset)max_body) {
+	if (len > (goffset)max_body || g_object_get_data (G_OBJECT (msg), PPN_HTTP_TOO_LARGE_KEY) != NULL) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_PAYLOAD_TOO_LARGE,
 			     _("The request body is larger than %" G_GSIZE_FORMAT " bytes"), max_body);
 		return FALSE;

@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 #define PPN_HTTP_MAX_BODY_DEFAULT (64 * 1024)
 
 SoupServer *ppn_http_server_new (GTlsCertificate *cert, GTlsDatabase *client_ca, GError **error);
+void ppn_http_server_set_max_body (SoupServer *server, gsize max_body);
 gboolean ppn_http_listen (SoupServer *server, const gchar *address, guint16 *bound_port, GError **error);
 gboolean ppn_http_check_body_size (SoupServerMessage *msg, gsize max_body, GError **error);
 

@@ -107,6 +107,7 @@ ppn_mesh_new (PpnController *controller, GTlsCertificate *cert, GTlsDatabase *ca
 	self->server = ppn_http_server_new (cert, ca, error);
 	if (self->server == NULL)
 		return NULL;
+	ppn_http_server_set_max_body (self->server, PPN_MESH_MAX_BODY);
 	soup_server_add_handler (self->server, NULL, ppn_mesh_heartbeat_cb, self, NULL);
 	if (!ppn_http_listen (self->server, listen, &self->port, error))
 		return NULL;

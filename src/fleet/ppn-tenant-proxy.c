@@ -433,6 +433,7 @@ ppn_tenant_proxy_new (PpnController *controller, const PpnFleetConfig *config, G
 	self->server = ppn_http_server_new (cert, NULL, error);
 	if (self->server == NULL)
 		return NULL;
+	ppn_http_server_set_max_body (self->server, self->max_body);
 	soup_server_add_early_handler (self->server, NULL, ppn_proxy_early_handler, self, NULL);
 	soup_server_add_handler (self->server, NULL, ppn_proxy_handler, self, NULL);
 	return g_steal_pointer (&self);

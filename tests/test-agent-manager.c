@@ -57,6 +57,8 @@ fixture_setup (Fixture *fx, gconstpointer data)
 	g_autoptr(GKeyFile) kf = g_key_file_new ();
 	g_autofree gchar *conf = NULL;
 	g_autofree gchar *backing = NULL;
+	g_autofree gchar *image_dir = NULL;
+	g_autofree gchar *image_conf = NULL;
 	guint16 base = free_base ();
 	const gchar *accel = data != NULL ? data : "tcg";
 
@@ -77,13 +79,13 @@ fixture_setup (Fixture *fx, gconstpointer data)
 	fx->image->kernel = g_build_filename (fx->dir, "vmlinuz", NULL);
 	fx->image->cmdline = g_strdup ("console=ttyS0");
 
-	backing = g_build_filename (fx->dir, "base.qcow2", NULL);
-	fx->disk_image = g_new0 (PpnImage, 1);
-	fx->disk_image->name = g_strdup ("disk1");
-	fx->disk_image->description = g_strdup ("");
-	fx->disk_image->dir = g_strdup (fx->dir);
-	fx->disk_image->disk = g_strdup (backing);
-	fx->disk_image->disk_format = g_strdup ("qcow2");
+	/* the disk image comes through the catalog's own checks */
+	image_dir = g_build_filename (fx->dir, "images", "disk1", NULL);
+	g_assert_cmpint (g_mkdir_with_parents (image_dir, 0755), ==, 0);
+	backing = g_build_filename (image_dir, "disk.qcow2", NULL);
+	image_conf = g_build_filename (image_dir, "image.conf", NULL);
+	g_assert_true (g_file_set_contents (image_conf, "[image]\nname=disk1\ndisk=disk.qcow2\ndisk-format=qcow2\n", -1,
+					    &error));
 	{
 		const gchar *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", backing, "16M", NULL};
 		gint status = 0;
@@ -92,6 +94,8 @@ fixture_setup (Fixture *fx, gconstpointer data)
 		g_assert_no_error (error);
 		g_assert_true (g_spawn_check_wait_status (status, NULL));
 	}
+	fx->disk_image = ppn_image_load (image_dir, &error);
+	g_assert_no_error (error);
 
 	virSetErrorFunc (NULL, test_virt_error_func);
 	fx->keeper = virConnectOpen ("test:///default");
@@ -330,7 +334,9 @@ test_restart (Fixture *fx, gconstpointer data)
 	g_assert_cmpuint (ppn_domain_manager_count_free_ports (second), ==, N_PORTS);
 }
 
-/* a disk image gets a per-VM overlay, removed with the domain */
+/* a disk image gets a per-VM overlay, removed with the domain; the
+ * overlay's one backing file is the catalog image, its format pinned to
+ * qcow2 so QEMU never probes it */
 static void
 test_disk_overlay (Fixture *fx, gconstpointer data)
 {
@@ -339,14 +345,45 @@ test_disk_overlay (Fixture *fx, gconstpointer data)
 	g_autoptr(PpnDomainInfo) info = NULL;
 	g_autofree gchar *overlay = g_build_filename (fx->config->state_dir, "disks", "ppn-00000000000000d5.qcow2", NULL);
 	g_autofree gchar *out = NULL;
-	const gchar *argv[] = {"qemu-img", "info", overlay, NULL};
+	g_autofree gchar *dumped = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(virDomain) dom = NULL;
+	const gchar *argv[] = {"qemu-img", "info", "--output=json", "--backing-chain", overlay, NULL};
+	JsonArray *chain;
+	JsonObject *obj;
+	gint status = 0;
 
 	info = create (fx, manager, "00000000000000d5", fx->disk_image, &error);
 	g_assert_no_error (error);
 	g_assert_true (g_file_test (overlay, G_FILE_TEST_IS_REGULAR));
-	g_assert_true (g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL, NULL,
+	g_assert_true (g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL, &status,
 				     &error));
-	g_assert_nonnull (strstr (out, fx->disk_image->disk));
+	g_assert_no_error (error);
+	g_assert_true (g_spawn_check_wait_status (status, NULL));
+	g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+	g_assert_no_error (error);
+	/* the overlay and the catalog image, which stands alone */
+	chain = json_node_get_array (json_parser_get_root (parser));
+	g_assert_cmpuint (json_array_get_length (chain), ==, 2);
+	obj = json_array_get_object_element (chain, 1);
+	g_assert_cmpstr (json_object_get_string_member (obj, "filename"), ==, fx->disk_image->disk);
+	g_assert_cmpstr (json_object_get_string_member (obj, "format"), ==, "qcow2");
+	g_assert_false (json_object_has_member (obj, "backing-filename"));
+	obj = json_array_get_object_element (chain, 0);
+	g_assert_cmpstr (json_object_get_string_member (obj, "filename"), ==, overlay);
+	g_assert_cmpstr (json_object_get_string_member (obj, "format"), ==, "qcow2");
+	g_assert_cmpstr (json_object_get_string_member (obj, "backing-filename"), ==, fx->disk_image->disk);
+	g_assert_cmpstr (json_object_get_string_member (obj, "full-backing-filename"), ==, fx->disk_image->disk);
+	g_assert_cmpstr (json_object_get_string_member_with_default (obj, "backing-filename-format", "(none)"), ==,
+			 "qcow2");
+	g_assert_false (json_object_has_member (json_object_get_object_member (
+							json_object_get_object_member (obj, "format-specific"), "data"),
+						"data-file"));
+	/* and the domain reads the overlay as qcow2, never probed */
+	dom = virDomainLookupByName (fx->keeper, "ppn-00000000000000d5");
+	g_assert_nonnull (dom);
+	dumped = virDomainGetXMLDesc (dom, 0);
+	g_assert_nonnull (strstr (dumped, "<driver name='qemu' type='qcow2'/>"));
 	g_assert_true (destroy (fx, manager, "00000000000000d5", &error));
 	g_assert_false (g_file_test (overlay, G_FILE_TEST_EXISTS));
 }

@@ -3,9 +3,12 @@
 #define G_LOG_DOMAIN "ppn-agent"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ppn-config.h"
 #include "ppn-error.h"
@@ -16,6 +19,23 @@
 #define PPN_IMAGE_CONF "image.conf"
 #define PPN_IMAGE_DESCRIPTION_MAX 256
 #define PPN_IMAGE_CMDLINE_MAX 1024
+
+/* the parts of the qcow2 header (docs/interop/qcow2.txt in QEMU) that say
+ * whether opening the image makes QEMU open another file; big-endian */
+#define PPN_QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
+#define PPN_QCOW2_OFF_VERSION 4
+#define PPN_QCOW2_OFF_BACKING_OFFSET 8
+#define PPN_QCOW2_OFF_BACKING_SIZE 16
+#define PPN_QCOW2_OFF_CLUSTER_BITS 20
+#define PPN_QCOW2_OFF_INCOMPAT 72
+#define PPN_QCOW2_OFF_HEADER_LENGTH 100
+#define PPN_QCOW2_V2_HEADER_LENGTH 72
+#define PPN_QCOW2_V3_HEADER_LENGTH 104
+#define PPN_QCOW2_INCOMPAT_DATA_FILE (G_GUINT64_CONSTANT (1) << 2)
+#define PPN_QCOW2_EXT_END 0x00000000u
+#define PPN_QCOW2_EXT_DATA_FILE 0x44415441u
+#define PPN_QCOW2_MIN_CLUSTER_BITS 9
+#define PPN_QCOW2_MAX_CLUSTER_BITS 21
 
 struct _PpnImageCatalog {
 	GMutex lock;
@@ -123,6 +143,162 @@ ppn_image_resolve (const gchar *conf, const gchar *real_dir, const gchar *key, c
 	return g_steal_pointer (&real);
 }
 
+static guint32
+ppn_qcow2_be32 (const guint8 *p)
+{
+	guint32 v;
+
+	memcpy (&v, p, sizeof v);
+	return GUINT32_FROM_BE (v);
+}
+
+static guint64
+ppn_qcow2_be64 (const guint8 *p)
+{
+	guint64 v;
+
+	memcpy (&v, p, sizeof v);
+	return GUINT64_FROM_BE (v);
+}
+
+/* up to @len bytes from the start of @path; fewer only at its end */
+static GBytes *
+ppn_image_read_head (const gchar *path, gsize len, GError **error)
+{
+	g_autofree guint8 *buf = g_malloc (len);
+	gsize got = 0;
+	int fd;
+
+	fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+	if (fd < 0) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST, _("Cannot open %s: %s"), path,
+			     g_strerror (errno));
+		return NULL;
+	}
+	while (got < len) {
+		gssize n = read (fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int saved = errno;
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST, _("Cannot read %s: %s"), path,
+				     g_strerror (saved));
+			close (fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		got += (gsize)n;
+	}
+	close (fd);
+	return g_bytes_new_take (g_steal_pointer (&buf), got);
+}
+
+/* a catalog disk is handed to QEMU as qcow2, read by a guest nobody
+ * trusts: it must be qcow2 (a raw file labelled qcow2 would let its
+ * contents pose as a header), and opening it must not make QEMU open
+ * any other file, neither a backing file nor an external data file */
+static gboolean
+ppn_image_check_qcow2 (const gchar *conf, const gchar *path, GError **error)
+{
+	g_autoptr(GBytes) head = NULL;
+	g_autoptr(GBytes) cluster = NULL;
+	const guint8 *h;
+	gsize len;
+	guint32 version, cluster_bits, header_length;
+	guint64 cluster_size;
+
+	head = ppn_image_read_head (path, PPN_QCOW2_V3_HEADER_LENGTH, error);
+	if (head == NULL) {
+		g_prefix_error (error, "%s: ", conf);
+		return FALSE;
+	}
+	h = g_bytes_get_data (head, &len);
+	if (len < 4 || ppn_qcow2_be32 (h) != PPN_QCOW2_MAGIC) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s is not a qcow2 image (no qcow2 magic)"), conf, path);
+		return FALSE;
+	}
+	if (len < 8) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s has a truncated qcow2 header"), conf, path);
+		return FALSE;
+	}
+	version = ppn_qcow2_be32 (h + PPN_QCOW2_OFF_VERSION);
+	if (version != 2 && version != 3) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s is qcow2 version %u; only versions 2 and 3 are accepted"), conf, path,
+			     version);
+		return FALSE;
+	}
+	if (len < (version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : PPN_QCOW2_V3_HEADER_LENGTH)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s has a truncated qcow2 header"), conf, path);
+		return FALSE;
+	}
+	if (ppn_qcow2_be64 (h + PPN_QCOW2_OFF_BACKING_OFFSET) != 0 ||
+	    ppn_qcow2_be32 (h + PPN_QCOW2_OFF_BACKING_SIZE) != 0) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s names a backing file; a catalog image must stand alone"), conf, path);
+		return FALSE;
+	}
+	if (version == 3 && (ppn_qcow2_be64 (h + PPN_QCOW2_OFF_INCOMPAT) & PPN_QCOW2_INCOMPAT_DATA_FILE) != 0) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s keeps its data in an external data file"), conf, path);
+		return FALSE;
+	}
+	cluster_bits = ppn_qcow2_be32 (h + PPN_QCOW2_OFF_CLUSTER_BITS);
+	if (cluster_bits < PPN_QCOW2_MIN_CLUSTER_BITS || cluster_bits > PPN_QCOW2_MAX_CLUSTER_BITS) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s has an invalid qcow2 cluster size"), conf, path);
+		return FALSE;
+	}
+	cluster_size = G_GUINT64_CONSTANT (1) << cluster_bits;
+	header_length = version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : ppn_qcow2_be32 (h + PPN_QCOW2_OFF_HEADER_LENGTH);
+	if (header_length < (version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : PPN_QCOW2_V3_HEADER_LENGTH) ||
+	    header_length > cluster_size) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: disk %s has an invalid qcow2 header length"), conf, path);
+		return FALSE;
+	}
+
+	/* the header extensions, which QEMU reads up to the end of the first
+	 * cluster or an end marker; one of them names an external data file */
+	cluster = ppn_image_read_head (path, (gsize)cluster_size, error);
+	if (cluster == NULL) {
+		g_prefix_error (error, "%s: ", conf);
+		return FALSE;
+	}
+	h = g_bytes_get_data (cluster, &len);
+	for (guint64 off = header_length; off < cluster_size;) {
+		guint32 type, ext_len;
+
+		if (off + 8 > len) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("%s: disk %s ends inside its qcow2 header extensions"), conf, path);
+			return FALSE;
+		}
+		type = ppn_qcow2_be32 (h + off);
+		ext_len = ppn_qcow2_be32 (h + off + 4);
+		if (type == PPN_QCOW2_EXT_END)
+			break;
+		if (type == PPN_QCOW2_EXT_DATA_FILE) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("%s: disk %s names an external data file"), conf, path);
+			return FALSE;
+		}
+		off += 8;
+		if (ext_len > cluster_size - off || off + ext_len > len) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("%s: disk %s has a qcow2 header extension that overruns the header"), conf,
+				     path);
+			return FALSE;
+		}
+		off += ((guint64)ext_len + 7) & ~G_GUINT64_CONSTANT (7);
+	}
+	return TRUE;
+}
+
 /* @dir is one catalog entry: DIR/image.conf, named after DIR */
 PpnImage *
 ppn_image_load (const gchar *dir, GError **error)
@@ -212,6 +388,8 @@ ppn_image_load (const gchar *dir, GError **error)
 		}
 		image->disk = ppn_image_resolve (conf, real_dir, "disk", disk, error);
 		if (image->disk == NULL)
+			return NULL;
+		if (!ppn_image_check_qcow2 (conf, image->disk, error))
 			return NULL;
 	}
 	return g_steal_pointer (&image);

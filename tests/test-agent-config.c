@@ -39,6 +39,7 @@ test_defaults (void)
 	g_assert_cmpuint (config->port_last, ==, 20999);
 	g_assert_cmpstr (config->forward_address, ==, "127.0.0.1");
 	g_assert_cmpint (config->accel, ==, PPN_ACCEL_AUTO);
+	g_assert_cmpint (config->egress, ==, PPN_EGRESS_NAT);
 	g_assert_cmpuint (config->heartbeat_interval, ==, 5);
 	g_assert_cmpuint (config->max_vcpus, ==, g_get_num_processors ());
 	g_assert_cmpuint (config->max_memory_mib, >=, 64);
@@ -57,7 +58,7 @@ test_values (void)
 	config = load ("[agent]\nnode-id=n-2\nfleet-url=https://fleet.example:9443/\nlisten=127.0.0.1:0\n"
 		       "advertise-url=https://10.0.0.5:9444\nlibvirt-uri=test:///default\n"
 		       "state-dir=state\nimage-dir=/srv/images\nport-range=30000-30009\n"
-		       "forward-address=0.0.0.0\naccel=tcg\nheartbeat-interval=2\nmax-vcpus=4\n"
+		       "forward-address=0.0.0.0\naccel=tcg\negress=none\nheartbeat-interval=2\nmax-vcpus=4\n"
 		       "max-memory-mib=2048\nmax-forwards=2\n"
 		       "[tls]\nca=certs/ca.pem\ncert=/abs/agent.pem\nkey=agent-key.pem\n",
 		       "/etc/ppn/agentd.conf", &error);
@@ -74,6 +75,7 @@ test_values (void)
 	g_assert_cmpuint (config->port_last, ==, 30009);
 	g_assert_cmpstr (config->forward_address, ==, "0.0.0.0");
 	g_assert_cmpint (config->accel, ==, PPN_ACCEL_TCG);
+	g_assert_cmpint (config->egress, ==, PPN_EGRESS_NONE);
 	g_assert_cmpuint (config->heartbeat_interval, ==, 2);
 	g_assert_cmpuint (config->max_vcpus, ==, 4);
 	g_assert_cmpuint (config->max_memory_mib, ==, 2048);
@@ -134,6 +136,10 @@ test_refused (void)
 		/* accel */
 		MINIMAL "accel=xen\n",
 		MINIMAL "accel=KVM\n",
+		/* egress: exactly nat or none */
+		MINIMAL "egress=NONE\n",
+		MINIMAL "egress=restricted\n",
+		MINIMAL "egress=none,nat\n",
 		/* numbers */
 		MINIMAL "heartbeat-interval=0\n",
 		MINIMAL "max-vcpus=-1\n",
@@ -153,6 +159,22 @@ test_refused (void)
 	}
 }
 
+static void
+test_egress (void)
+{
+	PpnEgress egress = PPN_EGRESS_NONE;
+
+	g_assert_true (ppn_egress_from_string ("nat", &egress));
+	g_assert_cmpint (egress, ==, PPN_EGRESS_NAT);
+	g_assert_cmpstr (ppn_egress_to_string (egress), ==, "nat");
+	g_assert_true (ppn_egress_from_string ("none", &egress));
+	g_assert_cmpint (egress, ==, PPN_EGRESS_NONE);
+	g_assert_cmpstr (ppn_egress_to_string (egress), ==, "none");
+	g_assert_false (ppn_egress_from_string (NULL, &egress));
+	g_assert_false (ppn_egress_from_string ("None", &egress));
+	g_assert_cmpint (egress, ==, PPN_EGRESS_NONE);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -161,5 +183,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/agent/config/values", test_values);
 	g_test_add_func ("/agent/config/load-file", test_load_file);
 	g_test_add_func ("/agent/config/refused", test_refused);
+	g_test_add_func ("/agent/config/egress", test_egress);
 	return g_test_run ();
 }

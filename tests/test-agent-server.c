@@ -7,6 +7,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "ppn-agent-cleanup.h"
 #include "ppn-agent-server.h"
 #include "ppn-domain-manager.h"
 #include "ppn-error.h"
@@ -109,10 +110,11 @@ fixture_setup (Fixture *fx, gconstpointer data)
 						    NULL));
 	}
 
+	/* @data: more [agent] keys */
 	conf = g_strdup_printf ("[agent]\nnode-id=node1\nfleet-url=https://127.0.0.1:9443\nlisten=127.0.0.1:0\n"
 				"libvirt-uri=test:///default\nstate-dir=%s/state\nimage-dir=%s/images\n"
-				"port-range=%u-%u\naccel=tcg\nmax-forwards=2\nmax-vcpus=4\nmax-memory-mib=1024\n",
-				fx->dir, fx->dir, base, base + 9);
+				"port-range=%u-%u\naccel=tcg\nmax-forwards=2\nmax-vcpus=4\nmax-memory-mib=1024\n%s",
+				fx->dir, fx->dir, base, base + 9, data != NULL ? (const gchar *)data : "");
 	g_assert_true (g_key_file_load_from_data (kf, conf, -1, G_KEY_FILE_NONE, NULL));
 	fx->config = ppn_agent_config_new_from_keyfile (kf, NULL, &error);
 	g_assert_no_error (error);
@@ -254,6 +256,7 @@ test_fleet_lifecycle (Fixture *fx, gconstpointer data)
 	g_assert_cmpstr (json_object_get_string_member (obj, "domain"), ==, "ppn-1111111111111111");
 	g_assert_cmpstr (json_object_get_string_member (obj, "state"), ==, "running");
 	g_assert_cmpstr (json_object_get_string_member (obj, "accel"), ==, "tcg");
+	g_assert_cmpstr (json_object_get_string_member (obj, "egress"), ==, "nat");
 	fwd = json_array_get_object_element (json_object_get_array_member (obj, "port_forwards"), 0);
 	g_assert_cmpint (json_object_get_int_member (fwd, "guest_port"), ==, 80);
 	g_assert_cmpstr (json_object_get_string_member (fwd, "proto"), ==, "tcp");
@@ -269,6 +272,7 @@ test_fleet_lifecycle (Fixture *fx, gconstpointer data)
 	g_assert_cmpstr (json_object_get_string_member (obj, "vm_id"), ==, "1111111111111111");
 	g_assert_cmpstr (json_object_get_string_member (obj, "tenant"), ==, "alice");
 	g_assert_cmpstr (json_object_get_string_member (obj, "state"), ==, "running");
+	g_assert_cmpstr (json_object_get_string_member (obj, "egress"), ==, "nat");
 	fwd = json_array_get_object_element (json_object_get_array_member (obj, "port_forwards"), 0);
 	g_assert_cmpint (json_object_get_int_member (fwd, "host_port"), ==, host_port);
 
@@ -400,6 +404,17 @@ test_bad_requests (Fixture *fx, gconstpointer data)
 		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"port_forwards\": [{\"guest_port\": \"22\"}]}", "guest_port"},
 		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"port_forwards\": [{\"guest_port\": 22, \"proto\": \"sctp\"}]}", "proto"},
 		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"port_forwards\": [{\"guest_port\": 22, \"host_port\": 22}]}", "host_port"},
+		/* egress: one of two words, nothing else */
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": \"NONE\"}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": \"\"}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": \"open\"}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": \"nat,restrict=off\"}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": null}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": true}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": 0}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": [\"none\"]}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"egress\": \"none\", \"egress\": \"nat\"}", "egress"},
+		{"{\"vm_id\": \"5555555555555555\", \"tenant\": \"alice\", \"name\": \"w\", \"image\": \"test-guest\", \"Egress\": \"none\"}", "Egress"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -414,6 +429,69 @@ test_bad_requests (Fixture *fx, gconstpointer data)
 		g_test_message ("case %u: %s", i, error_message (answer));
 		if (cases[i].field != NULL && strstr (error_message (answer), cases[i].field) == NULL)
 			g_error ("case %u: message '%s' does not name '%s'", i, error_message (answer), cases[i].field);
+	}
+}
+
+#define EGRESS_BODY(id, egress) \
+	"{\"vm_id\": \"" id "\", \"tenant\": \"alice\", \"name\": \"web1\", \"image\": \"test-guest\"" egress "}"
+
+/* the effective policy is none when the node or the request says none;
+ * it is in the answer, the list, the metadata and the netdev */
+static void
+test_egress (Fixture *fx, gconstpointer data)
+{
+	gboolean node_none = data != NULL;
+	struct {
+		const gchar *vm_id;
+		const gchar *body;
+		const gchar *expected;
+	} cases[] = {
+		{"7777777777777771", EGRESS_BODY ("7777777777777771", ""), node_none ? "none" : "nat"},
+		{"7777777777777772", EGRESS_BODY ("7777777777777772", ", \"egress\": \"nat\""), node_none ? "none" : "nat"},
+		{"7777777777777773", EGRESS_BODY ("7777777777777773", ", \"egress\": \"none\""), "none"},
+	};
+	g_autoptr(JsonNode) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	JsonArray *domains;
+
+	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autoptr(JsonNode) created = NULL;
+		g_autofree gchar *domain = g_strconcat ("ppn-", cases[i].vm_id, NULL);
+		g_autoptr(virDomain) dom = NULL;
+		g_autofree gchar *xml = NULL;
+		guint status = request (fx, "POST", "/agent/v1/domains", cases[i].body, fx->fleet, &created, &error);
+
+		g_assert_no_error (error);
+		g_assert_cmpuint (status, ==, 201);
+		g_assert_cmpstr (json_object_get_string_member (json_node_get_object (created), "egress"), ==,
+				 cases[i].expected);
+		dom = virDomainLookupByName (fx->keeper, domain);
+		g_assert_nonnull (dom);
+		/* the test driver keeps the metadata (not the QEMU command line,
+		 * which test-domain-xml checks) */
+		xml = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, "https://ppn.dev/xmlns/vm/1", 0);
+		g_assert_nonnull (xml);
+		{
+			g_autofree gchar *element = g_strdup_printf ("<egress>%s</egress>", cases[i].expected);
+			if (strstr (xml, element) == NULL)
+				g_error ("expected %s in the metadata, got %s", element, xml);
+		}
+	}
+	g_assert_cmpuint (request (fx, "GET", "/agent/v1/domains", NULL, fx->fleet, &listed, &error), ==, 200);
+	domains = json_object_get_array_member (json_node_get_object (listed), "domains");
+	g_assert_cmpuint (json_array_get_length (domains), ==, G_N_ELEMENTS (cases));
+	for (guint i = 0; i < json_array_get_length (domains); i++) {
+		JsonObject *obj = json_array_get_object_element (domains, i);
+		const gchar *vm_id = json_object_get_string_member (obj, "vm_id");
+
+		for (guint j = 0; j < G_N_ELEMENTS (cases); j++) {
+			if (g_strcmp0 (vm_id, cases[j].vm_id) == 0)
+				g_assert_cmpstr (json_object_get_string_member (obj, "egress"), ==, cases[j].expected);
+		}
+	}
+	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autofree gchar *path = g_strconcat ("/agent/v1/domains/", cases[i].vm_id, NULL);
+		g_assert_cmpuint (request (fx, "DELETE", path, NULL, fx->fleet, NULL, &error), ==, 204);
 	}
 }
 
@@ -466,6 +544,9 @@ main (int argc, char **argv)
 	ADD ("/agent/server/wrong-role", test_wrong_role);
 	ADD ("/agent/server/bad-requests", test_bad_requests);
 	ADD ("/agent/server/other-refusals", test_other_refusals);
+	ADD ("/agent/server/egress", test_egress);
+	g_test_add ("/agent/server/egress-node-none", Fixture, "egress=none\n", fixture_setup, test_egress,
+		    fixture_teardown);
 #undef ADD
 	return g_test_run ();
 }

@@ -37,6 +37,7 @@ test_spec (gboolean disk, const gchar *accel, gboolean forwards)
 	spec->node = g_strdup ("node1");
 	spec->created = g_strdup ("2026-12-03T15:00:00Z");
 	spec->accel = g_strdup (accel);
+	spec->egress = g_strdup ("nat");
 	spec->vcpus = 1;
 	spec->memory_mib = 256;
 	if (disk) {
@@ -175,6 +176,17 @@ test_golden_no_forwards (void)
 	test_golden ("no-forwards-qemu", spec);
 }
 
+/* egress none: the same domain, with restrict=on on its SLIRP netdev */
+static void
+test_golden_restricted (void)
+{
+	g_autoptr(PpnDomainSpec) spec = test_spec (FALSE, "tcg", TRUE);
+
+	g_free (spec->egress);
+	spec->egress = g_strdup ("none");
+	test_golden ("kernel-restricted-qemu", spec);
+}
+
 /* case 04: a hostile value is refused before any XML exists */
 static void
 test_hostile_values (void)
@@ -289,6 +301,25 @@ test_hostile_other (void)
 	xml = ppn_domain_xml_build (spec, &error);
 	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
 	g_assert_null (xml);
+	g_clear_error (&error);
+	g_clear_pointer (&spec, ppn_domain_spec_free);
+
+	/* an egress policy that is not one of the two words, or none at all */
+	{
+		const gchar *bad[] = {"", "NONE", "restricted", "nat,restrict=off", "none ", NULL};
+
+		for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+			spec = test_spec (FALSE, "tcg", TRUE);
+			g_free (spec->egress);
+			spec->egress = g_strdup (bad[i]);
+			xml = ppn_domain_xml_build (spec, &error);
+			if (xml != NULL)
+				g_error ("egress '%s' was accepted", bad[i] != NULL ? bad[i] : "(null)");
+			g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+			g_clear_error (&error);
+			g_clear_pointer (&spec, ppn_domain_spec_free);
+		}
+	}
 }
 
 static guint
@@ -356,6 +387,78 @@ test_escaping (void)
 	g_assert_null (test_find (xmlDocGetRootElement (doc), "disk"));
 }
 
+/* the value of the qemu:arg after the one that says -netdev */
+static gchar *
+test_netdev_of (const gchar *xml)
+{
+	g_autoptr(xmlDoc) doc = xmlReadMemory (xml, (int)strlen (xml), "d.xml", NULL, XML_PARSE_NONET);
+	xmlNode *cmdline;
+	gboolean next = FALSE;
+	guint netdevs = 0;
+	gchar *found = NULL;
+
+	g_assert_nonnull (doc);
+	cmdline = test_find (xmlDocGetRootElement (doc), "commandline");
+	g_assert_nonnull (cmdline);
+	for (xmlNode *c = cmdline->children; c != NULL; c = c->next) {
+		g_autoptr(xmlChar) value = NULL;
+
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		value = xmlGetProp (c, (const xmlChar *)"value");
+		if (next && found == NULL)
+			found = g_strdup ((const gchar *)value);
+		next = g_strcmp0 ((const gchar *)value, "-netdev") == 0;
+		netdevs += next ? 1 : 0;
+	}
+	g_assert_cmpuint (netdevs, ==, 1);
+	g_assert_nonnull (found);
+	return found;
+}
+
+/* restrict=on is on the one SLIRP netdev exactly when the policy is none,
+ * and the forwards are there either way */
+static void
+test_egress_netdev (void)
+{
+	const gchar *policies[] = {"nat", "none"};
+
+	for (guint i = 0; i < G_N_ELEMENTS (policies); i++) {
+		for (guint with_forwards = 0; with_forwards < 2; with_forwards++) {
+			g_autoptr(PpnDomainSpec) spec = test_spec (FALSE, "tcg", with_forwards);
+			g_autoptr(GError) error = NULL;
+			g_autofree gchar *xml = NULL;
+			g_autofree gchar *netdev = NULL;
+			g_auto(GStrv) opts = NULL;
+			guint restricts = 0, hostfwds = 0;
+
+			g_free (spec->egress);
+			spec->egress = g_strdup (policies[i]);
+			xml = ppn_domain_xml_build (spec, &error);
+			g_assert_no_error (error);
+			netdev = test_netdev_of (xml);
+			g_test_message ("egress %s: -netdev %s", policies[i], netdev);
+			opts = g_strsplit (netdev, ",", -1);
+			g_assert_cmpstr (opts[0], ==, "user");
+			for (guint j = 0; opts[j] != NULL; j++) {
+				if (g_str_has_prefix (opts[j], "restrict"))
+					restricts++;
+				if (g_str_has_prefix (opts[j], "hostfwd="))
+					hostfwds++;
+			}
+			g_assert_cmpuint (restricts, ==, i == 1 ? 1 : 0);
+			if (i == 1)
+				g_assert_true (g_strv_contains ((const gchar *const *)opts, "restrict=on"));
+			g_assert_cmpuint (hostfwds, ==, with_forwards ? 2 : 0);
+			/* and the metadata says the same */
+			{
+				g_autofree gchar *element = g_strdup_printf ("<ppn:egress>%s</ppn:egress>", policies[i]);
+				g_assert_nonnull (strstr (xml, element));
+			}
+		}
+	}
+}
+
 static gchar *
 test_metadata_of (const gchar *xml)
 {
@@ -390,12 +493,30 @@ test_metadata_round_trip (void)
 	g_assert_cmpstr (meta->image, ==, "test-guest");
 	g_assert_cmpstr (meta->node, ==, "node1");
 	g_assert_cmpstr (meta->created, ==, "2026-12-03T15:00:00Z");
+	g_assert_cmpstr (meta->egress, ==, "nat");
 	g_assert_cmpuint (meta->forwards->len, ==, 2);
 	fwd = g_ptr_array_index (meta->forwards, 1);
 	g_assert_cmpuint (fwd->guest_port, ==, 53);
 	g_assert_cmpstr (fwd->proto, ==, "udp");
 	g_assert_cmpstr (fwd->host_address, ==, "127.0.0.1");
 	g_assert_cmpuint (fwd->host_port, ==, 20001);
+
+	/* and a restricted one reads back as restricted */
+	{
+		g_autoptr(PpnDomainSpec) none = test_spec (TRUE, "kvm", FALSE);
+		g_autofree gchar *none_xml = NULL;
+		g_autofree gchar *none_meta_xml = NULL;
+		g_autoptr(PpnDomainMetadata) none_meta = NULL;
+
+		g_free (none->egress);
+		none->egress = g_strdup ("none");
+		none_xml = ppn_domain_xml_build (none, &error);
+		g_assert_no_error (error);
+		none_meta_xml = test_metadata_of (none_xml);
+		none_meta = ppn_domain_metadata_parse (none_meta_xml, &error);
+		g_assert_no_error (error);
+		g_assert_cmpstr (none_meta->egress, ==, "none");
+	}
 }
 
 /* what virDomainGetMetadata() gives back: the element without its namespace */
@@ -413,6 +534,43 @@ test_metadata_libvirt_form (void)
 	g_assert_no_error (error);
 	g_assert_cmpstr (meta->tenant, ==, "alice");
 	g_assert_cmpuint (meta->forwards->len, ==, 1);
+	/* made before the egress policy was recorded: SLIRP's default, nat */
+	g_assert_cmpstr (meta->egress, ==, "nat");
+}
+
+static void
+test_metadata_egress (void)
+{
+	const gchar *head = "<vm><id>0123456789abcdef</id><tenant>a</tenant><name>n</name><image>i</image>";
+	struct {
+		const gchar *element;
+		const gchar *expected; /* NULL: refused */
+	} cases[] = {
+		{"<egress>none</egress>", "none"},
+		{"<egress>nat</egress>", "nat"},
+		{"", "nat"},
+		{"<egress></egress>", NULL},
+		{"<egress>NONE</egress>", NULL},
+		{"<egress>open</egress>", NULL},
+		{"<egress>none</egress><egress>nat</egress>", NULL},
+		{"<egress><b>none</b></egress>", NULL},
+		{"<egress mode='x'>none</egress>", NULL},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autofree gchar *xml = g_strdup_printf ("%s%s</vm>", head, cases[i].element);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(PpnDomainMetadata) meta = ppn_domain_metadata_parse (xml, &error);
+
+		if (cases[i].expected == NULL) {
+			if (meta != NULL)
+				g_error ("metadata with %s was accepted", cases[i].element);
+			g_assert_error (error, PPN_ERROR, PPN_ERROR_INTERNAL);
+			continue;
+		}
+		g_assert_no_error (error);
+		g_assert_cmpstr (meta->egress, ==, cases[i].expected);
+	}
 }
 
 static void
@@ -500,12 +658,15 @@ main (int argc, char **argv)
 	g_test_add_func ("/domain-xml/golden/disk-qemu", test_golden_disk_qemu);
 	g_test_add_func ("/domain-xml/golden/disk-kvm", test_golden_disk_kvm);
 	g_test_add_func ("/domain-xml/golden/no-forwards", test_golden_no_forwards);
+	g_test_add_func ("/domain-xml/golden/kernel-restricted", test_golden_restricted);
+	g_test_add_func ("/domain-xml/egress-netdev", test_egress_netdev);
 	g_test_add_func ("/domain-xml/hostile/names", test_hostile_values);
 	g_test_add_func ("/domain-xml/hostile/other", test_hostile_other);
 	g_test_add_func ("/domain-xml/escaping", test_escaping);
 	g_test_add_func ("/domain-xml/metadata/round-trip", test_metadata_round_trip);
 	g_test_add_func ("/domain-xml/metadata/libvirt-form", test_metadata_libvirt_form);
 	g_test_add_func ("/domain-xml/metadata/refused", test_metadata_refused);
+	g_test_add_func ("/domain-xml/metadata/egress", test_metadata_egress);
 	g_test_add_func ("/domain-xml/derived-ids", test_derived_ids);
 	return g_test_run ();
 }

@@ -16,7 +16,7 @@ static const gchar *const ppn_agent_config_groups[] = {"agent", "tls", NULL};
 static const gchar *const ppn_agent_config_agent_keys[] = {
 	"node-id", "listen", "advertise-url", "fleet-url", "libvirt-uri",
 	"state-dir", "image-dir", "port-range", "forward-address", "accel",
-	"heartbeat-interval", "max-vcpus", "max-memory-mib", "max-forwards",
+	"egress", "heartbeat-interval", "max-vcpus", "max-memory-mib", "max-forwards",
 	NULL};
 static const gchar *const ppn_agent_config_tls_keys[] = {"ca", "cert", "key", NULL};
 static const gchar *const *const ppn_agent_config_keys[] = {
@@ -48,6 +48,31 @@ ppn_accel_from_string (const gchar *str, PpnAccel *accel)
 		*accel = PPN_ACCEL_KVM;
 	else if (g_strcmp0 (str, "tcg") == 0)
 		*accel = PPN_ACCEL_TCG;
+	else
+		return FALSE;
+	return TRUE;
+}
+
+const gchar *
+ppn_egress_to_string (PpnEgress egress)
+{
+	switch (egress) {
+	case PPN_EGRESS_NONE:
+		return "none";
+	case PPN_EGRESS_NAT:
+	default:
+		return "nat";
+	}
+}
+
+gboolean
+ppn_egress_from_string (const gchar *str, PpnEgress *egress)
+{
+	g_return_val_if_fail (egress != NULL, FALSE);
+	if (g_strcmp0 (str, "nat") == 0)
+		*egress = PPN_EGRESS_NAT;
+	else if (g_strcmp0 (str, "none") == 0)
+		*egress = PPN_EGRESS_NONE;
 	else
 		return FALSE;
 	return TRUE;
@@ -107,6 +132,7 @@ ppn_agent_config_new_from_keyfile (GKeyFile *kf, const gchar *path, GError **err
 	g_autoptr(PpnAgentConfig) config = g_new0 (PpnAgentConfig, 1);
 	g_autofree gchar *port_range = NULL;
 	g_autofree gchar *accel = NULL;
+	g_autofree gchar *egress = NULL;
 	g_autoptr(GInetAddress) fwd_addr = NULL;
 	g_autoptr(GInetAddress) listen_addr = NULL;
 	g_autoptr(GError) local = NULL;
@@ -194,6 +220,14 @@ ppn_agent_config_new_from_keyfile (GKeyFile *kf, const gchar *path, GError **err
 	if (!ppn_accel_from_string (accel, &config->accel)) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: [agent] accel: expected auto, kvm or tcg, got '%s'"), where, accel);
+		return NULL;
+	}
+
+	/* none here overrides whatever a create asks for */
+	egress = ppn_config_get_string (kf, "agent", "egress", "nat");
+	if (!ppn_egress_from_string (egress, &config->egress)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: [agent] egress: expected nat or none, got '%s'"), where, egress);
 		return NULL;
 	}
 

@@ -10,6 +10,14 @@ typedef enum {
 	PPN_ACCEL_TCG,
 } PpnAccel;
 
+/* what a guest may reach through its SLIRP NIC: nat, everything the host
+ * can (its loopback included, as 10.0.2.2); none, nothing at all (QEMU's
+ * restrict=on), while host forwards into the guest still work */
+typedef enum {
+	PPN_EGRESS_NAT,
+	PPN_EGRESS_NONE,
+} PpnEgress;
+
 #define PPN_AGENT_LISTEN_DEFAULT "127.0.0.1:9444"
 #define PPN_AGENT_LIBVIRT_URI_DEFAULT "qemu:///system"
 
@@ -29,6 +37,7 @@ typedef struct {
 	guint16 port_last;
 	gchar *forward_address;
 	PpnAccel accel;
+	PpnEgress egress;
 	guint heartbeat_interval;
 	guint max_vcpus;
 	guint max_memory_mib;
@@ -47,5 +56,7 @@ gchar *ppn_agent_config_get_advertise_url (const PpnAgentConfig *config, guint16
 
 const gchar *ppn_accel_to_string (PpnAccel accel);
 gboolean ppn_accel_from_string (const gchar *str, PpnAccel *accel);
+const gchar *ppn_egress_to_string (PpnEgress egress);
+gboolean ppn_egress_from_string (const gchar *str, PpnEgress *egress);
 
 G_END_DECLS

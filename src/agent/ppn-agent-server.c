@@ -114,12 +114,12 @@ static PpnDomainRequest *
 ppn_agent_server_parse_create (PpnAgentServer *self, SoupServerMessage *msg, GError **error)
 {
 	static const gchar *const allowed[] = {"vm_id", "tenant", "name", "image", "vcpus", "memory_mib",
-					       "port_forwards", NULL};
+					       "port_forwards", "egress", NULL};
 	g_autoptr(JsonNode) root = NULL;
 	g_autoptr(PpnDomainRequest) req = ppn_domain_request_new ();
 	JsonObject *obj;
 	JsonArray *forwards = NULL;
-	const gchar *vm_id = NULL, *tenant = NULL, *name = NULL, *image = NULL;
+	const gchar *vm_id = NULL, *tenant = NULL, *name = NULL, *image = NULL, *egress = NULL;
 	gint64 vcpus = 1, memory_mib = 256;
 
 	root = ppn_http_read_json (msg, PPN_HTTP_MAX_BODY_DEFAULT, error);
@@ -142,8 +142,18 @@ ppn_agent_server_parse_create (PpnAgentServer *self, SoupServerMessage *msg, GEr
 	    !ppn_name_validate ("image", image, error) ||
 	    !ppn_json_get_int (obj, "vcpus", FALSE, 1, self->max_vcpus, &vcpus, error) ||
 	    !ppn_json_get_int (obj, "memory_mib", FALSE, 64, self->max_memory_mib, &memory_mib, error) ||
-	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error))
+	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error) ||
+	    !ppn_json_get_string (obj, "egress", FALSE, &egress, error))
 		return NULL;
+	/* absent means nat; anything else that is not a known word (null
+	 * included) is refused rather than read as the open default */
+	if (egress == NULL && !json_object_has_member (obj, "egress"))
+		egress = "nat";
+	if (!ppn_egress_from_string (egress, &req->egress)) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'egress' must be \"nat\" or \"none\""));
+		return NULL;
+	}
 	g_ptr_array_unref (req->forwards);
 	req->forwards = ppn_forwards_from_json (forwards, self->max_forwards, FALSE, error);
 	if (req->forwards == NULL)
@@ -202,6 +212,8 @@ ppn_agent_server_create_cb (GObject *source, GAsyncResult *res, gpointer user_da
 	json_builder_add_string_value (b, info->state);
 	json_builder_set_member_name (b, "accel");
 	json_builder_add_string_value (b, ppn_domain_manager_get_accel (manager));
+	json_builder_set_member_name (b, "egress");
+	json_builder_add_string_value (b, info->egress);
 	json_builder_set_member_name (b, "port_forwards");
 	json_builder_add_value (b, ppn_forwards_to_json (info->forwards, TRUE));
 	json_builder_end_object (b);

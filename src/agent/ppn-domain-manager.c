@@ -29,6 +29,7 @@ struct _PpnDomainManager {
 	gchar *console_dir;
 	gchar *disk_dir;
 	PpnAccel accel_config;
+	PpnEgress egress; /* the node's policy */
 	PpnPortAllocator *ports;
 
 	GMutex lock; /* guards everything below */
@@ -50,6 +51,7 @@ ppn_domain_request_new (void)
 
 	req->vcpus = 1;
 	req->memory_mib = 256;
+	req->egress = PPN_EGRESS_NAT;
 	req->forwards = ppn_forwards_new ();
 	return req;
 }
@@ -67,6 +69,7 @@ ppn_domain_request_copy (const PpnDomainRequest *req)
 	copy->image = g_strdup (req->image);
 	copy->vcpus = req->vcpus;
 	copy->memory_mib = req->memory_mib;
+	copy->egress = req->egress;
 	copy->forwards = ppn_forwards_copy (req->forwards);
 	return copy;
 }
@@ -95,6 +98,7 @@ ppn_domain_info_free (PpnDomainInfo *info)
 	g_free (info->name);
 	g_free (info->image);
 	g_free (info->state);
+	g_free (info->egress);
 	g_clear_pointer (&info->forwards, g_ptr_array_unref);
 	g_free (info);
 }
@@ -113,6 +117,8 @@ ppn_domain_info_to_json (const PpnDomainInfo *info)
 	json_builder_add_string_value (b, info->tenant);
 	json_builder_set_member_name (b, "state");
 	json_builder_add_string_value (b, info->state);
+	json_builder_set_member_name (b, "egress");
+	json_builder_add_string_value (b, info->egress);
 	json_builder_set_member_name (b, "port_forwards");
 	json_builder_add_value (b, ppn_forwards_to_json (info->forwards, TRUE));
 	json_builder_end_object (b);
@@ -360,6 +366,7 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 	info->name = g_steal_pointer (&meta->name);
 	info->image = g_steal_pointer (&meta->image);
 	info->state = g_strdup (ppn_domain_state_to_string (state));
+	info->egress = g_steal_pointer (&meta->egress);
 	info->forwards = g_steal_pointer (&meta->forwards);
 	return info;
 }
@@ -633,6 +640,9 @@ ppn_domain_manager_make_spec (PpnDomainManager *self, PpnCreateData *data, const
 	spec->node = g_strdup (self->node_id);
 	spec->created = g_strdup (data->created);
 	spec->accel = g_strdup (ppn_domain_manager_get_accel (self));
+	/* either side can close the guest in; neither can open it alone */
+	spec->egress = g_strdup (ppn_egress_to_string (self->egress == PPN_EGRESS_NONE ? PPN_EGRESS_NONE
+										     : req->egress));
 	spec->vcpus = req->vcpus;
 	spec->memory_mib = req->memory_mib;
 	spec->kernel = g_strdup (data->image->kernel);
@@ -734,6 +744,7 @@ ppn_domain_manager_create_sync (PpnDomainManager *self, PpnCreateData *data, GEr
 		info->name = g_strdup (req->name);
 		info->image = g_strdup (data->image->name);
 		info->state = g_strdup ("running");
+		info->egress = g_strdup (spec->egress);
 		info->forwards = g_steal_pointer (&forwards);
 		return info;
 	}
@@ -944,6 +955,7 @@ ppn_domain_manager_new (const PpnAgentConfig *config, GError **error)
 	self->console_dir = g_build_filename (config->state_dir, "console", NULL);
 	self->disk_dir = g_build_filename (config->state_dir, "disks", NULL);
 	self->accel_config = config->accel;
+	self->egress = config->egress;
 	self->ports = ppn_port_allocator_new (config->forward_address, config->port_first, config->port_last, error);
 	if (self->ports == NULL)
 		return NULL;

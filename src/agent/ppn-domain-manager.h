@@ -17,6 +17,7 @@ typedef struct {
 	gchar *image;
 	guint vcpus;
 	guint memory_mib;
+	PpnEgress egress; /* what the fleet asks for; the node's none wins */
 	GPtrArray *forwards; /* of PpnForward: guest_port, proto */
 } PpnDomainRequest;
 
@@ -33,6 +34,7 @@ typedef struct {
 	gchar *name;
 	gchar *image;
 	gchar *state; /* running, paused, stopping, stopped, crashed, unknown */
+	gchar *egress; /* the effective policy: nat or none */
 	GPtrArray *forwards; /* of PpnForward, with host_address/host_port */
 } PpnDomainInfo;
 

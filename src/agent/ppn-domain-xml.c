@@ -41,6 +41,7 @@ ppn_domain_spec_free (PpnDomainSpec *spec)
 	g_free (spec->node);
 	g_free (spec->created);
 	g_free (spec->accel);
+	g_free (spec->egress);
 	g_free (spec->kernel);
 	g_free (spec->initrd);
 	g_free (spec->cmdline);
@@ -155,6 +156,12 @@ ppn_domain_check_forward (const PpnForward *fwd, GError **error)
 }
 
 static gboolean
+ppn_domain_egress_valid (const gchar *egress)
+{
+	return g_strcmp0 (egress, "nat") == 0 || g_strcmp0 (egress, "none") == 0;
+}
+
+static gboolean
 ppn_domain_check_time (const gchar *what, const gchar *value, GError **error)
 {
 	g_autoptr(GDateTime) dt = NULL;
@@ -186,6 +193,11 @@ ppn_domain_spec_validate (const PpnDomainSpec *spec, GError **error)
 	if (g_strcmp0 (spec->accel, "kvm") != 0 && g_strcmp0 (spec->accel, "tcg") != 0) {
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 				     _("Field 'accel' must be \"kvm\" or \"tcg\""));
+		return FALSE;
+	}
+	if (!ppn_domain_egress_valid (spec->egress)) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'egress' must be \"nat\" or \"none\""));
 		return FALSE;
 	}
 	if (spec->vcpus < 1 || spec->vcpus > 4096) {
@@ -289,6 +301,7 @@ ppn_xml_write_metadata (PpnXmlOut *o, const PpnDomainSpec *spec)
 	ppn_xml_element (o, PPN_XMLNS_VM_PREFIX, "image", spec->image);
 	ppn_xml_element (o, PPN_XMLNS_VM_PREFIX, "node", spec->node);
 	ppn_xml_element (o, PPN_XMLNS_VM_PREFIX, "created", spec->created);
+	ppn_xml_element (o, PPN_XMLNS_VM_PREFIX, "egress", spec->egress);
 	for (guint i = 0; spec->forwards != NULL && i < spec->forwards->len; i++) {
 		PpnForward *fwd = g_ptr_array_index (spec->forwards, i);
 		g_autofree gchar *guest_port = g_strdup_printf ("%u", fwd->guest_port);
@@ -384,6 +397,11 @@ ppn_xml_write_qemu_commandline (PpnXmlOut *o, const PpnDomainSpec *spec)
 	g_autoptr(GString) netdev = g_string_new ("user,id=ppnnet0");
 	g_autofree gchar *mac = ppn_domain_mac_for_vm_id (spec->vm_id);
 	g_autofree gchar *device = NULL;
+
+	/* restrict=on: SLIRP routes nothing from the guest, not even to the
+	 * host as 10.0.2.2; the hostfwd rules below still reach the guest */
+	if (g_strcmp0 (spec->egress, "none") == 0)
+		g_string_append (netdev, ",restrict=on");
 
 	for (guint i = 0; spec->forwards != NULL && i < spec->forwards->len; i++) {
 		PpnForward *fwd = g_ptr_array_index (spec->forwards, i);
@@ -490,6 +508,7 @@ ppn_domain_metadata_free (PpnDomainMetadata *meta)
 	g_free (meta->image);
 	g_free (meta->node);
 	g_free (meta->created);
+	g_free (meta->egress);
 	g_clear_pointer (&meta->forwards, g_ptr_array_unref);
 	g_free (meta);
 }
@@ -641,6 +660,8 @@ ppn_domain_metadata_parse (const gchar *xml, GError **error)
 			slot = &meta->node;
 		else if (g_strcmp0 (name, "created") == 0)
 			slot = &meta->created;
+		else if (g_strcmp0 (name, "egress") == 0)
+			slot = &meta->egress;
 		if (slot == NULL) {
 			ppn_domain_metadata_bad (error, _("unknown element"));
 			return NULL;
@@ -662,6 +683,13 @@ ppn_domain_metadata_parse (const gchar *xml, GError **error)
 	    (meta->node != NULL && !ppn_name_validate ("node", meta->node, &local)) ||
 	    (meta->created != NULL && !ppn_domain_check_time ("created", meta->created, &local))) {
 		ppn_domain_metadata_bad (error, local->message);
+		return NULL;
+	}
+	/* domains made before the policy was recorded have SLIRP's default */
+	if (meta->egress == NULL)
+		meta->egress = g_strdup ("nat");
+	if (!ppn_domain_egress_valid (meta->egress)) {
+		ppn_domain_metadata_bad (error, _("egress is neither nat nor none"));
 		return NULL;
 	}
 	return g_steal_pointer (&meta);

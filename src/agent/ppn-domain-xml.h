@@ -18,6 +18,7 @@ typedef struct {
 	gchar *node;	/* node id */
 	gchar *created; /* RFC 3339 */
 	gchar *accel;	/* "kvm" or "tcg" */
+	gchar *egress;	/* "nat" or "none" (restrict=on); the effective policy */
 	guint vcpus;
 	guint memory_mib;
 	gchar *kernel; /* absolute paths; kernel boot or disk boot */
@@ -46,6 +47,7 @@ typedef struct {
 	gchar *image;
 	gchar *node;
 	gchar *created;
+	gchar *egress; /* "nat" or "none"; "nat" for domains made before it was recorded */
 	GPtrArray *forwards; /* of PpnForward */
 } PpnDomainMetadata;
 

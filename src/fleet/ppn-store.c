@@ -24,8 +24,9 @@ G_DEFINE_TYPE (PpnStore, ppn_store, G_TYPE_OBJECT)
 /*
  * Schema history (PRAGMA user_version):
  *  1: vms (the VM records, state as text, forwards as JSON)
+ *  2: vms.egress, the guest's outbound policy ('nat' for older records)
  */
-#define PPN_STORE_SCHEMA_VERSION 1
+#define PPN_STORE_SCHEMA_VERSION 2
 
 static const gchar *const ppn_store_migrations[] = {
 	/* 0 -> 1 */
@@ -43,6 +44,8 @@ static const gchar *const ppn_store_migrations[] = {
 	"  updated_at INTEGER NOT NULL);"
 	"CREATE INDEX vms_by_tenant ON vms (tenant, created_at);"
 	"CREATE INDEX vms_by_state ON vms (state);",
+	/* 1 -> 2 */
+	"ALTER TABLE vms ADD COLUMN egress TEXT NOT NULL DEFAULT 'nat';",
 };
 
 static gboolean
@@ -148,7 +151,8 @@ ppn_store_bind_vm (PpnStore *self, sqlite3_stmt *stmt, const PpnVm *vm, GError *
 	    sqlite3_bind_text (stmt, 8, vm->node, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_text (stmt, 9, fwd_json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
 	    sqlite3_bind_int64 (stmt, 10, vm->created_at) != SQLITE_OK ||
-	    sqlite3_bind_int64 (stmt, 11, vm->updated_at) != SQLITE_OK)
+	    sqlite3_bind_int64 (stmt, 11, vm->updated_at) != SQLITE_OK ||
+	    sqlite3_bind_text (stmt, 12, vm->egress, -1, SQLITE_TRANSIENT) != SQLITE_OK)
 		return ppn_store_fail (self, SQLITE_ERROR, "bind", error);
 	return TRUE;
 }
@@ -181,8 +185,8 @@ ppn_store_insert_vm (PpnStore *self, const PpnVm *vm, GError **error)
 	g_return_val_if_fail (PPN_IS_STORE (self), FALSE);
 	return ppn_store_write_vm (self,
 				   "INSERT INTO vms (id, tenant, name, image, vcpus, memory_mib, state, node,"
-				   " port_forwards, created_at, updated_at)"
-				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+				   " port_forwards, created_at, updated_at, egress)"
+				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 				   vm, error);
 }
 
@@ -193,7 +197,7 @@ ppn_store_update_vm (PpnStore *self, const PpnVm *vm, GError **error)
 	g_return_val_if_fail (PPN_IS_STORE (self), FALSE);
 	return ppn_store_write_vm (self,
 				   "UPDATE vms SET name = ?3, image = ?4, vcpus = ?5, memory_mib = ?6,"
-				   " state = ?7, node = ?8, port_forwards = ?9, updated_at = ?11"
+				   " state = ?7, node = ?8, port_forwards = ?9, updated_at = ?11, egress = ?12"
 				   " WHERE id = ?1 AND tenant = ?2 AND created_at = ?10",
 				   vm, error);
 }
@@ -215,6 +219,8 @@ ppn_store_row_to_vm (PpnStore *self, sqlite3_stmt *stmt, GError **error)
 	vm->memory_mib = (guint)sqlite3_column_int (stmt, 5);
 	vm->node = g_strdup ((const gchar *)sqlite3_column_text (stmt, 7));
 	vm->updated_at = sqlite3_column_int64 (stmt, 10);
+	g_free (vm->egress);
+	vm->egress = g_strdup ((const gchar *)sqlite3_column_text (stmt, 11));
 	if (!ppn_vm_state_from_string (state, &vm->state)) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL, _("Database %s: VM %s has unknown state '%s'"),
 			     self->path, vm->id, state);
@@ -246,7 +252,7 @@ ppn_store_load_vms (PpnStore *self, gboolean include_deleted, GError **error)
 	g_return_val_if_fail (PPN_IS_STORE (self), NULL);
 	rc = sqlite3_prepare_v2 (self->db,
 				 "SELECT id, tenant, name, image, vcpus, memory_mib, state, node,"
-				 " port_forwards, created_at, updated_at FROM vms"
+				 " port_forwards, created_at, updated_at, egress FROM vms"
 				 " WHERE ?1 OR state != 'deleted' ORDER BY created_at, id",
 				 -1, &stmt, NULL);
 	if (rc != SQLITE_OK) {

@@ -35,11 +35,26 @@ ppn_vm_state_from_string (const gchar *str, PpnVmState *state)
 	return FALSE;
 }
 
+/* nat: the guest reaches out through the node (SLIRP's default, the
+ * node's own loopback included, as 10.0.2.2); none: it reaches nothing,
+ * and only its forwarded ports reach it */
+gboolean
+ppn_vm_egress_validate (const gchar *egress, GError **error)
+{
+	if (g_strcmp0 (egress, "nat") != 0 && g_strcmp0 (egress, "none") != 0) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'egress' must be \"nat\" or \"none\""));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 void
 ppn_vm_request_free (PpnVmRequest *req)
 {
 	if (req == NULL)
 		return;
+	g_free (req->egress);
 	g_free (req->name);
 	g_free (req->image);
 	g_clear_pointer (&req->forwards, g_ptr_array_unref);
@@ -50,9 +65,10 @@ ppn_vm_request_free (PpnVmRequest *req)
 PpnVmRequest *
 ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **error)
 {
-	static const gchar *const fields[] = {"name", "image", "vcpus", "memory_mib", "port_forwards", NULL};
+	static const gchar *const fields[] = {"name",	       "image",	 "vcpus", "memory_mib",
+					      "port_forwards", "egress", NULL};
 	g_autoptr(PpnVmRequest) req = g_new0 (PpnVmRequest, 1);
-	const gchar *name = NULL, *image = NULL;
+	const gchar *name = NULL, *image = NULL, *egress = NULL;
 	gint64 vcpus = 1, memory_mib = 256;
 	JsonArray *forwards = NULL;
 
@@ -64,13 +80,19 @@ ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **e
 	    !ppn_name_validate ("image", image, error) ||
 	    !ppn_json_get_int (obj, "vcpus", FALSE, 1, limits->max_vcpus, &vcpus, error) ||
 	    !ppn_json_get_int (obj, "memory_mib", FALSE, 64, limits->max_memory_mib, &memory_mib, error) ||
-	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error))
+	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error) ||
+	    !ppn_json_get_string (obj, "egress", FALSE, &egress, error))
+		return NULL;
+	if (egress == NULL)
+		egress = "nat";
+	if (!ppn_vm_egress_validate (egress, error))
 		return NULL;
 	req->forwards = ppn_forwards_from_json (forwards, limits->max_forwards, FALSE, error);
 	if (req->forwards == NULL)
 		return NULL;
 	req->name = g_strdup (name);
 	req->image = g_strdup (image);
+	req->egress = g_strdup (egress);
 	req->vcpus = (guint)vcpus;
 	req->memory_mib = (guint)memory_mib;
 	return g_steal_pointer (&req);
@@ -93,9 +115,12 @@ ppn_vm_new (const gchar *id, const gchar *tenant, const PpnVmRequest *req, gint6
 		vm->vcpus = req->vcpus;
 		vm->memory_mib = req->memory_mib;
 		vm->forwards = ppn_forwards_copy (req->forwards);
+		vm->egress = g_strdup (req->egress);
 	} else {
 		vm->forwards = ppn_forwards_new ();
 	}
+	if (vm->egress == NULL)
+		vm->egress = g_strdup ("nat");
 	return vm;
 }
 
@@ -116,6 +141,7 @@ ppn_vm_unref (PpnVm *vm)
 	g_free (vm->tenant);
 	g_free (vm->name);
 	g_free (vm->image);
+	g_free (vm->egress);
 	g_free (vm->node);
 	g_clear_pointer (&vm->forwards, g_ptr_array_unref);
 	g_free (vm);
@@ -141,6 +167,7 @@ ppn_vm_to_json (const PpnVm *vm)
 	else
 		json_object_set_null_member (obj, "node");
 	json_object_set_member (obj, "port_forwards", ppn_forwards_to_json (vm->forwards, placed));
+	json_object_set_string_member (obj, "egress", vm->egress);
 	json_object_set_string_member (obj, "created_at", created);
 	json_node_set_object (node, obj);
 	return node;

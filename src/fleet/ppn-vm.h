@@ -17,6 +17,7 @@ typedef enum {
 
 const gchar *ppn_vm_state_to_string (PpnVmState state);
 gboolean ppn_vm_state_from_string (const gchar *str, PpnVmState *state);
+gboolean ppn_vm_egress_validate (const gchar *egress, GError **error);
 
 /* what a tenant asks for, validated */
 typedef struct {
@@ -25,6 +26,7 @@ typedef struct {
 	guint vcpus;
 	guint memory_mib;
 	GPtrArray *forwards; /* of PpnForward, no host side */
+	gchar *egress;	     /* "nat" or "none" */
 } PpnVmRequest;
 
 typedef struct {
@@ -47,6 +49,7 @@ typedef struct {
 	guint vcpus;
 	guint memory_mib;
 	PpnVmState state;
+	gchar *egress;	      /* "nat" or "none": what the guest may reach */
 	gchar *node;	      /* NULL until placed */
 	GPtrArray *forwards;  /* of PpnForward; host side set once running */
 	gint64 created_at;    /* unix usec */

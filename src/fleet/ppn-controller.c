@@ -135,14 +135,24 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 	PpnController *self = g_task_get_source_object (task);
 	PpnVm *vm = g_task_get_task_data (task);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) forwards = ppn_agent_client_create_finish (PPN_AGENT_CLIENT (source), res, &error);
+	g_autoptr(PpnAgentDomain) domain = ppn_agent_client_create_finish (PPN_AGENT_CLIENT (source), res, &error);
 
-	if (forwards == NULL) {
+	if (domain == NULL) {
 		ppn_controller_create_fail (self, task, vm, g_steal_pointer (&error));
 		return;
 	}
+	/* a node that allows no egress makes a "nat" request stricter, never
+	 * the other way round */
+	if (g_strcmp0 (vm->egress, "none") == 0 && g_strcmp0 (domain->egress, "none") != 0) {
+		ppn_controller_create_fail (self, task, vm,
+					    g_error_new (PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+							 _("Node %s did not apply egress policy 'none'"), vm->node));
+		return;
+	}
 	g_ptr_array_unref (vm->forwards);
-	vm->forwards = g_steal_pointer (&forwards);
+	vm->forwards = g_steal_pointer (&domain->forwards);
+	g_free (vm->egress);
+	vm->egress = g_steal_pointer (&domain->egress);
 	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_RUNNING, &error)) {
 		ppn_controller_create_fail (self, task, vm, g_steal_pointer (&error));
 		return;
@@ -413,44 +423,63 @@ ppn_controller_get_images (PpnController *self)
 
 /* ---- mesh -------------------------------------------------------------- */
 
-static void
-ppn_controller_check_domains (PpnController *self, const gchar *node_id, JsonArray *domains)
+/* What a node says about its domains is checked against the records, and
+ * the records win: a node that claims another tenant for a known VM, or a
+ * VM placed on another node, is not believed about anything, and its
+ * heartbeat is refused (so it does not count as alive either). */
+static gboolean
+ppn_controller_check_domains (PpnController *self, const gchar *node_id, JsonArray *domains, GError **error)
 {
-	for (guint i = 0; domains != NULL && i < json_array_get_length (domains); i++) {
+	for (guint i = 0; i < json_array_get_length (domains); i++) {
 		JsonNode *el = json_array_get_element (domains, i);
 		JsonObject *obj;
-		const gchar *vm_id, *tenant;
+		const gchar *vm_id = NULL, *tenant = NULL;
 		PpnVm *vm;
 
-		if (!JSON_NODE_HOLDS_OBJECT (el))
-			continue;
+		if (!JSON_NODE_HOLDS_OBJECT (el)) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'domains[%u]' must be an object"), i);
+			return FALSE;
+		}
 		obj = json_node_get_object (el);
-		vm_id = json_object_get_string_member_with_default (obj, "vm_id", NULL);
-		tenant = json_object_get_string_member_with_default (obj, "tenant", NULL);
+		if (!ppn_json_get_string (obj, "vm_id", TRUE, &vm_id, error) ||
+		    !ppn_vm_id_validate (vm_id, error) ||
+		    !ppn_json_get_string (obj, "tenant", TRUE, &tenant, error) ||
+		    !ppn_name_validate ("domains[].tenant", tenant, error)) {
+			g_prefix_error (error, "domains[%u]: ", i);
+			return FALSE;
+		}
 		vm = ppn_registry_lookup (self->registry, vm_id);
 		if (vm == NULL) {
 			g_debug ("node %s runs a domain for VM %s with no live record", node_id, vm_id);
 			continue;
 		}
-		/* known ownership is never changed by what a node says */
-		if (g_strcmp0 (vm->tenant, tenant) != 0 || g_strcmp0 (vm->node, node_id) != 0)
-			g_warning ("node %s reports VM %s for tenant %s, but the record says tenant %s on node %s;"
-				   " the record stands",
-				   node_id, vm_id, tenant, vm->tenant, vm->node);
+		if (g_strcmp0 (vm->tenant, tenant) != 0) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_FORBIDDEN,
+				     _("Node %s reports VM %s for tenant %s, but it belongs to %s"), node_id,
+				     vm_id, tenant, vm->tenant);
+			return FALSE;
+		}
+		if (g_strcmp0 (vm->node, node_id) != 0) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_FORBIDDEN,
+				     _("Node %s reports VM %s, which is placed on node %s"), node_id, vm_id,
+				     vm->node != NULL ? vm->node : "-");
+			return FALSE;
+		}
 	}
+	return TRUE;
 }
 
+/* @node_id is the caller's certificate's, never a field of @hb */
 gboolean
 ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject *hb, GError **error)
 {
 	JsonArray *domains = NULL;
 
 	g_return_val_if_fail (PPN_IS_CONTROLLER (self), FALSE);
-	if (!ppn_json_get_array (hb, "domains", TRUE, &domains, error) ||
-	    !ppn_nodes_heartbeat (self->nodes, node_id, hb, error))
-		return FALSE;
-	ppn_controller_check_domains (self, node_id, domains);
-	return TRUE;
+	return ppn_json_get_array (hb, "domains", TRUE, &domains, error) &&
+	       ppn_controller_check_domains (self, node_id, domains, error) &&
+	       ppn_nodes_heartbeat (self->nodes, node_id, hb, error);
 }
 
 static void

@@ -121,6 +121,22 @@ ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, GError **e
 				     _("Field 'capacity' is required"));
 		return FALSE;
 	}
+	/* two live nodes at one address would share the fleet's connections
+	 * to it: the second one is refused until the first is gone */
+	{
+		GHashTableIter iter;
+		PpnNode *other;
+		g_hash_table_iter_init (&iter, self->by_id);
+		while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&other)) {
+			if (g_strcmp0 (other->id, id) != 0 && g_strcmp0 (other->agent_url, agent_url) == 0 &&
+			    ppn_nodes_is_alive (self, other)) {
+				g_set_error (error, PPN_ERROR, PPN_ERROR_CONFLICT,
+					     _("Node %s advertises %s, the address of live node %s"), id, agent_url,
+					     other->id);
+				return FALSE;
+			}
+		}
+	}
 	cap = json_node_get_object (cap_node);
 	if (!ppn_json_get_int (cap, "vcpus", TRUE, 0, 1 << 20, &vcpus, error) ||
 	    !ppn_json_get_int (cap, "memory_mib", TRUE, 0, G_MAXINT32, &memory_mib, error) ||

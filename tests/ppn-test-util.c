@@ -135,7 +135,7 @@ ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
 			    error))
 		return NULL;
 
-	fleet->token1 = ppn_token_new (error);
+	fleet->token1 = opts->token1 != NULL ? g_strdup (opts->token1) : ppn_token_new (error);
 	fleet->token2 = ppn_token_new (error);
 	if (fleet->token1 == NULL || fleet->token2 == NULL)
 		return NULL;
@@ -266,20 +266,30 @@ ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
 	g_autofree gchar *conf = NULL;
 	g_autofree gchar *line = NULL;
 
-	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:0\nfleet-url=https://127.0.0.1:%u\n"
+	/* a restarted agent listens where it did before */
+	guint port = 0;
+	if (fleet->agent_url != NULL) {
+		const gchar *colon = strrchr (fleet->agent_url, ':');
+		port = colon != NULL ? (guint)g_ascii_strtoull (colon + 1, NULL, 10) : 0;
+	}
+	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
 				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
 				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
 				"max-vcpus=64\nmax-memory-mib=32768\n"
 				"[tls]\nca=ca/ca.pem\ncert=agent.pem\nkey=agent-key.pem\n",
-				fleet->node_id, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
+				fleet->node_id, port, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
 				fleet->port_first, fleet->port_last);
 	if (!ppn_test_write (conf_path, conf, error))
 		return FALSE;
 	fleet->agentd = ppn_test_spawn (fleet, "ppn-agentd", conf_path, "agentd.log", error);
 	if (fleet->agentd == NULL)
 		return FALSE;
-	line = ppn_test_wait_log (fleet, fleet->agentd, "agentd.log", "listening on", error);
-	return line != NULL;
+	line = ppn_test_wait_log (fleet, fleet->agentd, "agentd.log", "listening on ", error);
+	if (line == NULL)
+		return FALSE;
+	g_free (fleet->agent_url);
+	fleet->agent_url = g_strdup (strstr (line, "listening on ") + strlen ("listening on "));
+	return TRUE;
 }
 
 gboolean
@@ -431,5 +441,6 @@ ppn_test_fleet_free (PpnTestFleet *fleet)
 	g_free (fleet->node_id);
 	g_free (fleet->libvirt_uri);
 	g_free (fleet->url);
+	g_free (fleet->agent_url);
 	g_free (fleet);
 }

@@ -14,6 +14,7 @@ typedef struct {
 	gboolean real_guest;	  /* build the test guest (else a fake catalog) */
 	guint max_vms;
 	guint agent_count;	  /* 1 unless a test needs more */
+	const gchar *token1;	  /* alice's token, or NULL for a random one */
 } PpnTestFleetOptions;
 
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
 	gchar *node_id;
 	gchar *libvirt_uri;
 	gchar *url;
+	gchar *agent_url;
 	guint16 tenant_port;
 	guint16 mesh_port;
 	guint16 port_first;

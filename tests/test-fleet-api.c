@@ -107,6 +107,20 @@ test_lifecycle (void)
 	g_assert_cmpint (json_object_get_int_member (obj (quota), "used"), ==, 1);
 	g_assert_cmpint (json_object_get_int_member (obj (quota), "max_vms"), ==, 4);
 
+	g_assert_cmpstr (json_object_get_string_member (obj (created), "egress"), ==, "nat");
+	/* egress none is asked for, applied by the node, and shown */
+	{
+		g_autoptr(JsonNode) closed = ppn_test_fleet_call (
+			fleet, fleet->token1, "POST", "/v1/vms",
+			"{\"name\":\"sealed\",\"image\":\"test-guest\",\"egress\":\"none\"}", &status, NULL);
+		g_autofree gchar *closed_path = NULL;
+		g_assert_cmpuint (status, ==, 201);
+		g_assert_cmpstr (json_object_get_string_member (obj (closed), "egress"), ==, "none");
+		closed_path = g_strconcat ("/v1/vms/", json_object_get_string_member (obj (closed), "id"), NULL);
+		g_clear_pointer (&closed, json_node_unref);
+		closed = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", closed_path, NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 204);
+	}
 	/* the same name twice is a conflict */
 	{
 		g_autoptr(JsonNode) dup = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", body, &status, NULL);
@@ -136,12 +150,33 @@ test_cross_tenant (void)
 	g_autofree gchar *path = g_strconcat ("/v1/vms/", id, NULL);
 	g_autofree gchar *missing_raw = NULL;
 	guint status = 0, missing_status = 0;
-	const gchar *methods[] = {"GET", "DELETE"};
+	const gchar *methods[] = {"GET", "DELETE", "PUT", "POST", "PATCH"};
+	const gchar *suffixes[] = {"", "/", "/console", "?limit=1"};
 	g_autoptr(JsonNode) missing = ppn_test_fleet_call (fleet, fleet->token2, "GET", "/v1/vms/0123456789abcdef",
 							   NULL, &missing_status, &missing_raw);
 
 	g_assert_cmpuint (missing_status, ==, 404);
+	/* every method on every path under A's VM answers B exactly as the
+	 * same request about a VM that never existed */
 	for (guint i = 0; i < G_N_ELEMENTS (methods); i++) {
+		for (guint j = 0; j < G_N_ELEMENTS (suffixes); j++) {
+			g_autofree gchar *p_other = g_strconcat (path, suffixes[j], NULL);
+			g_autofree gchar *p_missing = g_strconcat ("/v1/vms/0123456789abcdef", suffixes[j], NULL);
+			g_autofree gchar *raw = NULL;
+			g_autofree gchar *raw_missing = NULL;
+			guint st_missing = 0;
+			g_autoptr(JsonNode) r1 = ppn_test_fleet_call (fleet, fleet->token2, methods[i], p_other, "{}",
+								      &status, &raw);
+			g_autoptr(JsonNode) r2 = ppn_test_fleet_call (fleet, fleet->token2, methods[i], p_missing, "{}",
+								      &st_missing, &raw_missing);
+			g_test_message ("%s %s -> %u", methods[i], p_other, status);
+			g_assert_cmpuint (status, ==, st_missing);
+			g_assert_cmpstr (raw, ==, raw_missing);
+			g_assert_cmpuint (status, !=, 200);
+			g_assert_cmpuint (status, !=, 204);
+		}
+	}
+	for (guint i = 0; i < 2; i++) {
 		g_autofree gchar *raw = NULL;
 		g_autoptr(JsonNode) reply = ppn_test_fleet_call (fleet, fleet->token2, methods[i], path, NULL, &status, &raw);
 		g_assert_cmpuint (status, ==, 404);
@@ -296,6 +331,8 @@ test_bad_requests (void)
 	GString *s;
 	const BadCase cases[] = {
 		{"{\"name\":\"x\",\"image\":\"test-guest\",\"tenant\":\"bob\"}", 400, "invalid_request", "tenant"},
+		{"{\"name\":\"x\",\"image\":\"test-guest\",\"egress\":\"open\"}", 400, "invalid_request", "egress"},
+		{"{\"name\":\"x\",\"image\":\"test-guest\",\"egress\":false}", 400, "invalid_request", "egress"},
 		{"{\"name\":\"x\",\"image\":\"test-guest\",\"vcpus\":\"2\"}", 400, "invalid_request", "vcpus"},
 		{"{\"name\":\"x\",\"image\":\"test-guest\",\"vcpus\":1,\"vcpus\":64}", 400, "invalid_request", "vcpus"},
 		{"{\"name\":\"x\",\"image\":\"test-guest\",\"memory_mib\":18446744073709551616}", 400, "invalid_request", NULL},

@@ -208,6 +208,41 @@ test_store_newer_schema (void)
 	rm_rf (dir);
 }
 
+/* a database of schema 1 (before egress) is migrated, its VMs 'nat' */
+static void
+test_store_migrate_v1 (void)
+{
+	g_autofree gchar *dir = make_tmpdir ();
+	g_autofree gchar *path = g_build_filename (dir, "fleet.db", NULL);
+	g_autoptr(GError) error = NULL;
+	const gchar *sql =
+		"CREATE TABLE vms (id TEXT PRIMARY KEY NOT NULL, tenant TEXT NOT NULL, name TEXT NOT NULL,"
+		" image TEXT NOT NULL, vcpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, state TEXT NOT NULL,"
+		" node TEXT, port_forwards TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL,"
+		" updated_at INTEGER NOT NULL);"
+		"INSERT INTO vms VALUES ('0123456789abcdef','alice','old','test-guest',1,128,'running','n1','[]',1,1);"
+		"PRAGMA user_version = 1;";
+	const gchar *argv[] = {"sqlite3", path, sql, NULL};
+	g_autoptr(PpnStore) store = ppn_store_new ();
+	g_autoptr(GPtrArray) vms = NULL;
+	gint status = -1;
+
+	if (!g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) ||
+	    !g_spawn_check_wait_status (status, NULL)) {
+		g_test_skip ("no sqlite3 command");
+		rm_rf (dir);
+		return;
+	}
+	ppn_store_open (store, path, &error);
+	g_assert_no_error (error);
+	vms = ppn_store_load_vms (store, FALSE, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (vms->len, ==, 1);
+	g_assert_cmpstr (((PpnVm *)g_ptr_array_index (vms, 0))->tenant, ==, "alice");
+	g_assert_cmpstr (((PpnVm *)g_ptr_array_index (vms, 0))->egress, ==, "nat");
+	rm_rf (dir);
+}
+
 static void
 test_registry (void)
 {
@@ -335,10 +370,10 @@ static JsonObject *
 heartbeat (const gchar *node, guint vcpus, guint memory, const gchar *image)
 {
 	g_autofree gchar *json = g_strdup_printf (
-		"{\"node_id\":\"%s\",\"agent_url\":\"https://127.0.0.1:1\",\"accel\":\"tcg\","
+		"{\"node_id\":\"%s\",\"agent_url\":\"https://%s.example:9444\",\"accel\":\"tcg\","
 		"\"capacity\":{\"vcpus\":%u,\"memory_mib\":%u,\"free_ports\":10},"
 		"\"images\":[{\"name\":\"%s\",\"description\":\"\"}],\"domains\":[]}",
-		node, vcpus, memory, image);
+		node, node, vcpus, memory, image);
 	g_autoptr(JsonNode) node_json = ppn_json_parse_object (json, strlen (json), 16, NULL);
 
 	return json_object_ref (json_node_get_object (node_json));
@@ -381,6 +416,14 @@ test_placement (void)
 	ppn_nodes_release (ppn_nodes_lookup (nodes, "n2"), 1, 1536);
 	n = ppn_nodes_place (nodes, "img", 1, 600, &error);
 	g_assert_cmpstr (n->id, ==, "n2");
+	/* a second live node at the same address is refused */
+	{
+		g_autoptr(JsonObject) same = heartbeat ("n5", 4, 1024, "img");
+		json_object_set_string_member (same, "agent_url", "https://n1.example:9444");
+		g_assert_false (ppn_nodes_heartbeat (nodes, "n5", same, &error));
+		g_assert_error (error, PPN_ERROR, PPN_ERROR_CONFLICT);
+		g_clear_error (&error);
+	}
 	/* a node never heard from is not placed on */
 	ppn_nodes_ensure (nodes, "n4");
 	g_assert_false (ppn_nodes_is_alive (nodes, ppn_nodes_lookup (nodes, "n4")));
@@ -443,6 +486,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet/request/limits", test_request_limits);
 	g_test_add_func ("/fleet/store/roundtrip", test_store_roundtrip);
 	g_test_add_func ("/fleet/store/newer-schema", test_store_newer_schema);
+	g_test_add_func ("/fleet/store/migrate-v1", test_store_migrate_v1);
 	g_test_add_func ("/fleet/registry", test_registry);
 	g_test_add_func ("/fleet/tenants-file/authenticate", test_tenants_file);
 	g_test_add_func ("/fleet/tenants-file/bad", test_tenants_file_bad);

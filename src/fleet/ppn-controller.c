@@ -17,7 +17,36 @@ struct _PpnController {
 	PpnAgentClient *agents;
 	PpnRegistry *registry;
 	PpnNodes *nodes;
+	GHashTable *delete_waiters; /* vm id -> GPtrArray of GTask */
+	gint64 started;		    /* monotonic usec */
+	gint64 node_timeout;	    /* usec */
+	gint64 lost_grace;	    /* usec */
+	guint tick_id;
 };
+
+typedef struct {
+	PpnController *self;
+	PpnVm *vm;
+} PpnControllerOp;
+
+static PpnControllerOp *
+ppn_controller_op_new (PpnController *self, PpnVm *vm)
+{
+	PpnControllerOp *op = g_new0 (PpnControllerOp, 1);
+
+	op->self = g_object_ref (self);
+	op->vm = ppn_vm_ref (vm);
+	return op;
+}
+
+static void
+ppn_controller_op_free (PpnControllerOp *op)
+{
+	g_object_unref (op->self);
+	ppn_vm_unref (op->vm);
+	g_free (op);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnControllerOp, ppn_controller_op_free)
 
 G_DEFINE_TYPE (PpnController, ppn_controller, G_TYPE_OBJECT)
 
@@ -90,36 +119,146 @@ ppn_controller_restore (PpnController *self, GError **error)
 	return TRUE;
 }
 
+/* ---- destroy ----------------------------------------------------------- */
+
+/* Tenants' DELETEs waiting for a VM to be gone: those that came while its
+ * create was in flight, or while another destroy was. */
+static void
+ppn_controller_add_waiter (PpnController *self, PpnVm *vm, GTask *task)
+{
+	GPtrArray *waiters = g_hash_table_lookup (self->delete_waiters, vm->id);
+
+	if (waiters == NULL) {
+		waiters = g_ptr_array_new_with_free_func (g_object_unref);
+		g_hash_table_insert (self->delete_waiters, g_strdup (vm->id), waiters);
+	}
+	g_ptr_array_add (waiters, task);
+}
+
+static void
+ppn_controller_wake_waiters (PpnController *self, PpnVm *vm, const GError *error)
+{
+	g_autoptr(GPtrArray) waiters = NULL;
+	gpointer key = NULL;
+
+	if (!g_hash_table_steal_extended (self->delete_waiters, vm->id, &key, (gpointer *)&waiters))
+		return;
+	g_free (key);
+	for (guint i = 0; i < waiters->len; i++) {
+		GTask *task = g_ptr_array_index (waiters, i);
+		if (error != NULL)
+			g_task_return_error (task, g_error_copy (error));
+		else
+			g_task_return_boolean (task, TRUE);
+	}
+}
+
+/* the domain is gone: the record says so, the quota slot and the node's
+ * room are free, and whoever waited for it hears */
+static void
+ppn_controller_gone (PpnController *self, PpnVm *vm)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnVm) keep = ppn_vm_ref (vm);
+
+	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_DELETED, &error)) {
+		g_autoptr(GError) unavailable = g_error_new_literal (
+			PPN_ERROR, PPN_ERROR_UNAVAILABLE, _("The VM is destroyed but the fleet cannot record it right now"));
+		g_warning ("VM %s is destroyed but the record cannot be updated: %s", vm->id, error->message);
+		ppn_controller_wake_waiters (self, vm, unavailable);
+		return;
+	}
+	g_message ("VM %s (%s) of tenant %s is deleted", vm->id, vm->name, vm->tenant);
+	ppn_controller_forget (self, vm);
+	ppn_controller_wake_waiters (self, vm, NULL);
+}
+
+static void
+ppn_controller_destroy_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(PpnControllerOp) op = user_data;
+	PpnController *self = op->self;
+	PpnVm *vm = op->vm;
+	g_autoptr(GError) error = NULL;
+
+	vm->busy = FALSE;
+	/* a domain the node does not have is as gone as one it destroyed */
+	if (ppn_agent_client_destroy_finish (PPN_AGENT_CLIENT (source), res, &error) ||
+	    g_error_matches (error, PPN_ERROR, PPN_ERROR_NOT_FOUND)) {
+		ppn_controller_gone (self, vm);
+		return;
+	}
+	/* still deleting: the next heartbeat of the node tries again, and a
+	 * tenant may retry */
+	g_warning ("VM %s: destroy on node %s failed: %s", vm->id, vm->node, error->message);
+	{
+		g_autoptr(GError) unavailable = g_error_new (PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+							     _("Node %s could not destroy the VM yet (%s); it stays"
+							       " 'deleting' and is retried"),
+							     vm->node, error->message);
+		ppn_controller_wake_waiters (self, vm, unavailable);
+	}
+}
+
+/* ask the VM's node to destroy it; the record is 'deleting' already */
+static gboolean
+ppn_controller_destroy_start (PpnController *self, PpnVm *vm, GError **error)
+{
+	PpnNode *node = ppn_nodes_lookup (self->nodes, vm->node);
+
+	if (vm->busy)
+		return TRUE;
+	if (!ppn_nodes_is_alive (self->nodes, node)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+			     _("Node %s is not reachable right now; the VM stays 'deleting' and is destroyed when the"
+			       " node is back"),
+			     vm->node);
+		return FALSE;
+	}
+	vm->busy = TRUE;
+	ppn_agent_client_destroy_async (self->agents, node->id, node->agent_url, vm->id, NULL,
+					ppn_controller_destroy_cb, ppn_controller_op_new (self, vm));
+	return TRUE;
+}
+
 /* ---- create ------------------------------------------------------------ */
 
 static void
-ppn_controller_create_destroy_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+ppn_controller_cleanup_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(PpnVm) vm = user_data;
 	g_autoptr(GError) error = NULL;
 
 	if (!ppn_agent_client_destroy_finish (PPN_AGENT_CLIENT (source), res, &error) &&
 	    !g_error_matches (error, PPN_ERROR, PPN_ERROR_NOT_FOUND))
-		g_warning ("VM %s on node %s: cleaning up after a failed create failed: %s", vm->id, vm->node,
-			   error->message);
+		g_warning ("VM %s on node %s: cleaning up after a failed create failed: %s; the node's next"
+			   " heartbeat will tell",
+			   vm->id, vm->node, error->message);
 }
 
 static void
 ppn_controller_create_fail (PpnController *self, GTask *task, PpnVm *vm, GError *error)
 {
 	g_autoptr(GError) store_error = NULL;
+	gboolean deleting = vm->state == PPN_VM_STATE_DELETING;
 	PpnNode *node = ppn_nodes_lookup (self->nodes, vm->node);
 
 	g_warning ("VM %s of tenant %s: create on node %s failed: %s", vm->id, vm->tenant, vm->node,
 		   error->message);
-	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_FAILED, &store_error))
+	if (!ppn_controller_set_state (self, vm, deleting ? PPN_VM_STATE_DELETED : PPN_VM_STATE_FAILED,
+				       &store_error))
 		g_warning ("VM %s: cannot record the failure: %s", vm->id, store_error->message);
-	/* the agent may have started the domain before the call failed (a
-	 * timeout, a lost connection): ask it to make sure nothing runs */
-	if (node != NULL && node->agent_url != NULL && !g_error_matches (error, PPN_ERROR, PPN_ERROR_CONFLICT))
+	/* The agent may have started the domain before the call failed (a
+	 * timeout, a lost connection): ask it to make sure nothing runs. If
+	 * it cannot be asked now, the record ('failed'), the node's report
+	 * and the domain's own metadata will agree on it later, and the
+	 * reconciliation destroys it then. */
+	if (ppn_nodes_is_alive (self->nodes, node) && !g_error_matches (error, PPN_ERROR, PPN_ERROR_CONFLICT))
 		ppn_agent_client_destroy_async (self->agents, node->id, node->agent_url, vm->id, NULL,
-						ppn_controller_create_destroy_cb, ppn_vm_ref (vm));
+						ppn_controller_cleanup_cb, ppn_vm_ref (vm));
 	ppn_controller_forget (self, vm);
+	if (deleting)
+		ppn_controller_wake_waiters (self, vm, NULL);
 	if (error->domain != PPN_ERROR ||
 	    (error->code != PPN_ERROR_NO_CAPACITY && error->code != PPN_ERROR_UNAVAILABLE)) {
 		error->domain = PPN_ERROR;
@@ -137,8 +276,19 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PpnAgentDomain) domain = ppn_agent_client_create_finish (PPN_AGENT_CLIENT (source), res, &error);
 
+	vm->busy = FALSE;
 	if (domain == NULL) {
 		ppn_controller_create_fail (self, task, vm, g_steal_pointer (&error));
+		return;
+	}
+	g_ptr_array_unref (vm->forwards);
+	vm->forwards = g_steal_pointer (&domain->forwards);
+	/* a DELETE came while the domain was being started: it wins */
+	if (vm->state == PPN_VM_STATE_DELETING) {
+		g_message ("VM %s was deleted while it was being created; destroying it", vm->id);
+		ppn_controller_destroy_start (self, vm, NULL);
+		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_CONFLICT,
+					 _("The VM was deleted while it was being created"));
 		return;
 	}
 	/* a node that allows no egress makes a "nat" request stricter, never
@@ -149,8 +299,6 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 							 _("Node %s did not apply egress policy 'none'"), vm->node));
 		return;
 	}
-	g_ptr_array_unref (vm->forwards);
-	vm->forwards = g_steal_pointer (&domain->forwards);
 	g_free (vm->egress);
 	vm->egress = g_steal_pointer (&domain->egress);
 	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_RUNNING, &error)) {
@@ -183,7 +331,7 @@ ppn_controller_create_vm_async (PpnController *self,
 	/* The gate. Check and reserve happen in this one main-loop dispatch
 	 * with no I/O in between but the store write, so two creates of the
 	 * same tenant cannot both see the last free slot. The pending record
-	 * is the reservation; it counts until the VM runs or fails. */
+	 * is the reservation; it counts until the VM is gone. */
 	used = ppn_registry_count_tenant (self->registry, owner);
 	if (used >= max_vms) {
 		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_QUOTA_EXCEEDED,
@@ -227,6 +375,7 @@ ppn_controller_create_vm_async (PpnController *self,
 
 	/* the create goes on if the tenant hangs up: the VM is theirs and
 	 * shows in the listing; so no cancellable here */
+	vm->busy = TRUE;
 	ppn_agent_client_create_async (self->agents, node->id, node->agent_url, vm, NULL, ppn_controller_create_cb,
 				       g_steal_pointer (&task));
 }
@@ -240,37 +389,6 @@ ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, GError 
 
 /* ---- delete ------------------------------------------------------------ */
 
-static void
-ppn_controller_delete_cb (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	PpnController *self = g_task_get_source_object (task);
-	PpnVm *vm = g_task_get_task_data (task);
-	g_autoptr(GError) error = NULL;
-
-	/* a domain the node does not have is as gone as one it destroyed */
-	if (!ppn_agent_client_destroy_finish (PPN_AGENT_CLIENT (source), res, &error) &&
-	    !g_error_matches (error, PPN_ERROR, PPN_ERROR_NOT_FOUND)) {
-		g_autoptr(GError) store_error = NULL;
-		g_warning ("VM %s: destroy on node %s failed: %s", vm->id, vm->node, error->message);
-		if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_RUNNING, &store_error))
-			g_warning ("VM %s: %s", vm->id, store_error->message);
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
-					 _("Node %s could not destroy the VM: %s"), vm->node, error->message);
-		return;
-	}
-	g_clear_error (&error);
-	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_DELETED, &error)) {
-		g_warning ("VM %s is destroyed but the record cannot be updated: %s", vm->id, error->message);
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
-					 _("The VM is destroyed but the fleet cannot record it right now"));
-		return;
-	}
-	g_message ("VM %s (%s) of tenant %s is deleted", vm->id, vm->name, vm->tenant);
-	ppn_controller_forget (self, vm);
-	g_task_return_boolean (task, TRUE);
-}
-
 void
 ppn_controller_delete_vm_async (PpnController *self,
 				PpnTenant *tenant,
@@ -282,7 +400,6 @@ ppn_controller_delete_vm_async (PpnController *self,
 	g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 	g_autoptr(GError) error = NULL;
 	PpnVm *vm;
-	PpnNode *node;
 
 	g_return_if_fail (PPN_IS_CONTROLLER (self));
 	g_task_set_source_tag (task, ppn_controller_delete_vm_async);
@@ -291,31 +408,26 @@ ppn_controller_delete_vm_async (PpnController *self,
 		g_task_return_error (task, g_steal_pointer (&error));
 		return;
 	}
-	if (vm->state == PPN_VM_STATE_PENDING) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_CONFLICT,
-					 _("The VM is still being created; delete it once it is running"));
-		return;
-	}
-	if (vm->state == PPN_VM_STATE_DELETING) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_CONFLICT, _("The VM is already being deleted"));
-		return;
-	}
-	node = ppn_nodes_lookup (self->nodes, vm->node);
-	if (node == NULL || node->agent_url == NULL) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
-					 _("Node %s has not reported since the fleet started; try again shortly"),
-					 vm->node);
-		return;
-	}
-	if (!ppn_controller_set_state (self, vm, PPN_VM_STATE_DELETING, &error)) {
+	/* recorded first: whatever happens next, a restart finds 'deleting'
+	 * and finishes the job */
+	if (vm->state != PPN_VM_STATE_DELETING &&
+	    !ppn_controller_set_state (self, vm, PPN_VM_STATE_DELETING, &error)) {
 		g_warning ("VM %s: %s", vm->id, error->message);
 		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
 					 _("The fleet cannot record changes right now"));
 		return;
 	}
-	g_task_set_task_data (task, ppn_vm_ref (vm), (GDestroyNotify)ppn_vm_unref);
-	ppn_agent_client_destroy_async (self->agents, node->id, node->agent_url, vm->id, NULL,
-					ppn_controller_delete_cb, g_steal_pointer (&task));
+	/* during a create (or another destroy) this DELETE waits for it; the
+	 * create's answer destroys the domain */
+	if (vm->busy) {
+		ppn_controller_add_waiter (self, vm, g_steal_pointer (&task));
+		return;
+	}
+	if (!ppn_controller_destroy_start (self, vm, &error)) {
+		g_task_return_error (task, g_steal_pointer (&error));
+		return;
+	}
+	ppn_controller_add_waiter (self, vm, g_steal_pointer (&task));
 }
 
 gboolean
@@ -470,16 +582,246 @@ ppn_controller_check_domains (PpnController *self, const gchar *node_id, JsonArr
 	return TRUE;
 }
 
+/* ---- reconciliation ----------------------------------------------------- */
+
+/*
+ * The rules (docs/reconciliation.md has them with the reasons):
+ *
+ *  - a reported domain whose record is pending (no create in flight: the
+ *    fleet restarted), unknown or lost is running again;
+ *  - a reported domain whose record is 'deleting' is destroyed (again);
+ *  - a reported domain whose record is 'failed' or 'deleted', on the node
+ *    the record names, for the tenant the record names, is destroyed:
+ *    record, report and the domain's own metadata agree it must not run;
+ *  - a reported domain with no record at all is adopted as 'running' for
+ *    the tenant its metadata names (a missing record alone never destroys
+ *    anything: the database may have been restored from a backup);
+ *  - a record whose domain its live, healthy node does not report is
+ *    'lost' after lost-grace (pending: 'failed'; deleting: gone);
+ *  - the VMs of a node that went silent are 'unknown' after node-timeout,
+ *    and come back with the node;
+ *  - a node whose libvirt is unreachable is believed about nothing: its
+ *    empty list proves no domain gone.
+ */
+
+static void
+ppn_controller_mark (PpnController *self, PpnVm *vm, PpnVmState state, const gchar *why)
+{
+	g_autoptr(GError) error = NULL;
+	PpnVmState old = vm->state;
+
+	if (old == state)
+		return;
+	if (!ppn_controller_set_state (self, vm, state, &error)) {
+		g_warning ("VM %s: cannot record state %s: %s", vm->id, ppn_vm_state_to_string (state), error->message);
+		return;
+	}
+	g_message ("VM %s of tenant %s on node %s: %s -> %s (%s)", vm->id, vm->tenant, vm->node,
+		   ppn_vm_state_to_string (old), ppn_vm_state_to_string (state), why);
+}
+
+static void
+ppn_controller_adopt (PpnController *self, const gchar *node_id, JsonObject *dom)
+{
+	const gchar *vm_id = json_object_get_string_member (dom, "vm_id");
+	const gchar *tenant = json_object_get_string_member (dom, "tenant");
+	const gchar *name = json_object_get_string_member_with_default (dom, "name", NULL);
+	const gchar *image = json_object_get_string_member_with_default (dom, "image", NULL);
+	const gchar *egress = json_object_get_string_member_with_default (dom, "egress", "nat");
+	JsonArray *fwd = NULL;
+	g_autoptr(PpnVm) vm = ppn_vm_new (vm_id, tenant, NULL, g_get_real_time ());
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *fallback_name = g_strdup_printf ("adopted-%s", vm_id);
+	PpnNode *node = ppn_nodes_lookup (self->nodes, node_id);
+
+	vm->name = g_strdup (name != NULL && ppn_name_validate ("name", name, NULL) &&
+					     ppn_registry_find_by_name (self->registry, tenant, name) == NULL
+				     ? name
+				     : fallback_name);
+	vm->image = g_strdup (image != NULL && ppn_name_validate ("image", image, NULL) ? image : "unknown");
+	vm->vcpus = (guint)CLAMP (json_object_get_int_member_with_default (dom, "vcpus", 1), 1, 1024);
+	vm->memory_mib = (guint)CLAMP (json_object_get_int_member_with_default (dom, "memory_mib", 0), 0, G_MAXINT32);
+	g_free (vm->egress);
+	vm->egress = g_strdup (g_strcmp0 (egress, "none") == 0 ? "none" : "nat");
+	vm->node = g_strdup (node_id);
+	vm->state = PPN_VM_STATE_RUNNING;
+	if (ppn_json_get_array (dom, "port_forwards", FALSE, &fwd, NULL) && fwd != NULL) {
+		g_autoptr(GPtrArray) forwards = ppn_forwards_from_json (fwd, 1024, TRUE, NULL);
+		if (forwards != NULL) {
+			g_ptr_array_unref (vm->forwards);
+			vm->forwards = g_steal_pointer (&forwards);
+		}
+	}
+	if (!ppn_store_insert_vm (self->store, vm, &error)) {
+		g_warning ("node %s runs VM %s with no record; cannot adopt it: %s", node_id, vm_id, error->message);
+		return;
+	}
+	ppn_registry_add (self->registry, vm);
+	if (node != NULL)
+		ppn_nodes_reserve (node, vm->vcpus, vm->memory_mib);
+	g_warning ("node %s runs VM %s with no record: adopted for tenant %s (from its metadata)", node_id, vm_id,
+		   tenant);
+}
+
+/* a domain nobody should run: destroyed only when record, report and
+ * metadata agree */
+static void
+ppn_controller_reap (PpnController *self, const gchar *node_id, JsonObject *dom, PpnVm *record)
+{
+	PpnNode *node = ppn_nodes_lookup (self->nodes, node_id);
+	const gchar *tenant = json_object_get_string_member (dom, "tenant");
+
+	if (g_strcmp0 (record->node, node_id) != 0 || g_strcmp0 (record->tenant, tenant) != 0) {
+		g_warning ("node %s runs VM %s (tenant %s) whose record (%s, tenant %s on node %s) disagrees;"
+			   " left alone",
+			   node_id, record->id, tenant, ppn_vm_state_to_string (record->state), record->tenant,
+			   record->node);
+		return;
+	}
+	g_warning ("node %s still runs VM %s of tenant %s, recorded as %s: destroying it", node_id, record->id,
+		   tenant, ppn_vm_state_to_string (record->state));
+	ppn_agent_client_destroy_async (self->agents, node->id, node->agent_url, record->id, NULL,
+					ppn_controller_cleanup_cb, ppn_vm_ref (record));
+}
+
+static void
+ppn_controller_reconcile (PpnController *self, const gchar *node_id, JsonArray *domains)
+{
+	g_autoptr(GHashTable) reported = g_hash_table_new (g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) placed = NULL;
+	gint64 now = g_get_monotonic_time ();
+
+	for (guint i = 0; i < json_array_get_length (domains); i++) {
+		JsonObject *dom = json_array_get_object_element (domains, i);
+		const gchar *vm_id = json_object_get_string_member (dom, "vm_id");
+		PpnVm *vm = ppn_registry_lookup (self->registry, vm_id);
+
+		g_hash_table_add (reported, (gpointer)vm_id);
+		if (vm == NULL) {
+			g_autoptr(GError) error = NULL;
+			g_autoptr(PpnVm) record = ppn_store_get_vm (self->store, vm_id, &error);
+			if (record != NULL)
+				ppn_controller_reap (self, node_id, dom, record);
+			else if (error == NULL)
+				ppn_controller_adopt (self, node_id, dom);
+			else
+				g_warning ("VM %s: cannot read its record: %s", vm_id, error->message);
+			continue;
+		}
+		vm->missing_since = 0;
+		if (vm->busy)
+			continue;
+		switch (vm->state) {
+		case PPN_VM_STATE_PENDING:
+		case PPN_VM_STATE_UNKNOWN:
+		case PPN_VM_STATE_LOST: {
+			JsonArray *fwd = NULL;
+			if (vm->state == PPN_VM_STATE_PENDING && ppn_json_get_array (dom, "port_forwards", FALSE, &fwd, NULL) &&
+			    fwd != NULL) {
+				g_autoptr(GPtrArray) forwards = ppn_forwards_from_json (fwd, 1024, TRUE, NULL);
+				if (forwards != NULL) {
+					g_ptr_array_unref (vm->forwards);
+					vm->forwards = g_steal_pointer (&forwards);
+				}
+			}
+			ppn_controller_mark (self, vm, PPN_VM_STATE_RUNNING, "its node reports it");
+			break;
+		}
+		case PPN_VM_STATE_DELETING:
+			ppn_controller_destroy_start (self, vm, NULL);
+			break;
+		default:
+			break;
+		}
+	}
+
+	placed = ppn_registry_node_vms (self->registry, node_id);
+	for (guint i = 0; i < placed->len; i++) {
+		PpnVm *vm = g_ptr_array_index (placed, i);
+		if (vm->busy || g_hash_table_contains (reported, vm->id))
+			continue;
+		if (vm->state == PPN_VM_STATE_DELETING) {
+			/* asked to go, and gone */
+			ppn_controller_gone (self, vm);
+			continue;
+		}
+		if (vm->state == PPN_VM_STATE_LOST)
+			continue;
+		if (vm->missing_since == 0) {
+			vm->missing_since = now;
+			continue;
+		}
+		if (now - vm->missing_since < self->lost_grace)
+			continue;
+		if (vm->state == PPN_VM_STATE_PENDING) {
+			ppn_controller_mark (self, vm, PPN_VM_STATE_FAILED, "its node never started it");
+			ppn_controller_forget (self, vm);
+		} else {
+			ppn_controller_mark (self, vm, PPN_VM_STATE_LOST, "its node no longer runs it");
+		}
+	}
+}
+
+/* a node silent for node-timeout: its VMs may well run, nobody can say */
+static gboolean
+ppn_controller_tick_cb (gpointer user_data)
+{
+	PpnController *self = PPN_CONTROLLER (user_data);
+	gint64 now = g_get_monotonic_time ();
+	g_autoptr(GList) vms = NULL;
+	g_autoptr(GHashTable) silent = g_hash_table_new (g_str_hash, g_str_equal);
+
+	vms = ppn_registry_get_all (self->registry);
+	for (GList *l = vms; l != NULL; l = l->next) {
+		PpnVm *vm = l->data;
+		PpnNode *node = ppn_nodes_lookup (self->nodes, vm->node);
+		gint64 heard = node != NULL ? MAX (node->last_seen, self->started) : self->started;
+		if (vm->busy || node == NULL || node->silent_marked || now - heard < self->node_timeout)
+			continue;
+		g_hash_table_add (silent, node);
+		if (vm->state == PPN_VM_STATE_RUNNING || vm->state == PPN_VM_STATE_PENDING)
+			ppn_controller_mark (self, vm, PPN_VM_STATE_UNKNOWN, "its node is silent");
+	}
+	{
+		GHashTableIter iter;
+		PpnNode *node;
+		g_hash_table_iter_init (&iter, silent);
+		while (g_hash_table_iter_next (&iter, (gpointer *)&node, NULL)) {
+			g_warning ("node %s is silent: its VMs are unknown until it is back", node->id);
+			node->silent_marked = TRUE;
+		}
+	}
+	return G_SOURCE_CONTINUE;
+}
+
 /* @node_id is the caller's certificate's, never a field of @hb */
 gboolean
 ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject *hb, GError **error)
 {
 	JsonArray *domains = NULL;
+	PpnNode *node;
 
 	g_return_val_if_fail (PPN_IS_CONTROLLER (self), FALSE);
-	return ppn_json_get_array (hb, "domains", TRUE, &domains, error) &&
-	       ppn_controller_check_domains (self, node_id, domains, error) &&
-	       ppn_nodes_heartbeat (self->nodes, node_id, hb, error);
+	if (!ppn_json_get_array (hb, "domains", TRUE, &domains, error) ||
+	    !ppn_controller_check_domains (self, node_id, domains, error) ||
+	    !ppn_nodes_heartbeat (self->nodes, node_id, hb, error))
+		return FALSE;
+	node = ppn_nodes_lookup (self->nodes, node_id);
+	if (!node->degraded)
+		ppn_controller_reconcile (self, node_id, domains);
+	return TRUE;
+}
+
+static void
+ppn_controller_dispose (GObject *object)
+{
+	PpnController *self = PPN_CONTROLLER (object);
+
+	if (self->tick_id != 0) {
+		g_source_remove (self->tick_id);
+		self->tick_id = 0;
+	}
+	G_OBJECT_CLASS (ppn_controller_parent_class)->dispose (object);
 }
 
 static void
@@ -491,12 +833,14 @@ ppn_controller_finalize (GObject *object)
 	g_clear_object (&self->agents);
 	g_clear_pointer (&self->registry, ppn_registry_free);
 	g_clear_pointer (&self->nodes, ppn_nodes_free);
+	g_clear_pointer (&self->delete_waiters, g_hash_table_unref);
 	G_OBJECT_CLASS (ppn_controller_parent_class)->finalize (object);
 }
 
 static void
 ppn_controller_class_init (PpnControllerClass *klass)
 {
+	G_OBJECT_CLASS (klass)->dispose = ppn_controller_dispose;
 	G_OBJECT_CLASS (klass)->finalize = ppn_controller_finalize;
 }
 
@@ -504,15 +848,21 @@ static void
 ppn_controller_init (PpnController *self)
 {
 	self->registry = ppn_registry_new ();
+	self->delete_waiters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+						      (GDestroyNotify)g_ptr_array_unref);
+	self->started = g_get_monotonic_time ();
 }
 
 PpnController *
-ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout)
+ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout, guint lost_grace)
 {
 	PpnController *self = g_object_new (PPN_TYPE_CONTROLLER, NULL);
 
 	self->store = g_object_ref (store);
 	self->agents = g_object_ref (agents);
 	self->nodes = ppn_nodes_new (node_timeout);
+	self->node_timeout = (gint64)node_timeout * G_USEC_PER_SEC;
+	self->lost_grace = (gint64)lost_grace * G_USEC_PER_SEC;
+	self->tick_id = g_timeout_add_seconds (1, ppn_controller_tick_cb, self);
 	return self;
 }

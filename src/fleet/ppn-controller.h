@@ -16,7 +16,7 @@ G_BEGIN_DECLS
 #define PPN_TYPE_CONTROLLER (ppn_controller_get_type ())
 G_DECLARE_FINAL_TYPE (PpnController, ppn_controller, PPN, CONTROLLER, GObject)
 
-PpnController *ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout);
+PpnController *ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout, guint lost_grace);
 gboolean ppn_controller_restore (PpnController *self, GError **error);
 
 void ppn_controller_create_vm_async (PpnController *self,

@@ -28,7 +28,7 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 {
 	static const gchar *const groups[] = {"fleet", "tls", NULL};
 	static const gchar *const fleet_keys[] = {
-		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout",
+		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout", "lost-grace",
 		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", NULL};
 	static const gchar *const tls_keys[] = {"ca", "cert", "key", NULL};
 	static const gchar *const *const keys[] = {fleet_keys, tls_keys};
@@ -66,6 +66,9 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	if (!ppn_config_get_uint (kf, "fleet", "node-timeout", 15, 1, 3600, &v, error))
 		return NULL;
 	config->node_timeout = (guint)v;
+	if (!ppn_config_get_uint (kf, "fleet", "lost-grace", 30, 1, 86400, &v, error))
+		return NULL;
+	config->lost_grace = (guint)v;
 	if (!ppn_config_get_uint (kf, "fleet", "agent-timeout", 120, 1, 3600, &v, error))
 		return NULL;
 	config->agent_timeout = (guint)v;

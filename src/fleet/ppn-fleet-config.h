@@ -14,6 +14,7 @@ typedef struct {
 	gchar *tls_cert;
 	gchar *tls_key;
 	guint node_timeout;	/* seconds without a heartbeat before a node is not placed on */
+	guint lost_grace;	/* seconds a live node may not report a VM before it is lost */
 	guint agent_timeout;	/* seconds an agent call may take */
 	guint max_vcpus;	/* per VM */
 	guint max_memory_mib;	/* per VM */

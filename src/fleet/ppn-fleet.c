@@ -78,7 +78,8 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 		return FALSE;
 
 	agents = ppn_agent_client_new (ca, cert, self->config->agent_timeout);
-	self->controller = ppn_controller_new (self->store, agents, self->config->node_timeout);
+	self->controller = ppn_controller_new (self->store, agents, self->config->node_timeout,
+					       self->config->lost_grace);
 	/* the registry is whole before the first tenant request is accepted */
 	if (!ppn_controller_restore (self->controller, error))
 		return FALSE;

@@ -86,7 +86,7 @@ ppn_nodes_validate_images (JsonArray *images, GError **error)
 gboolean
 ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, GError **error)
 {
-	const gchar *agent_url = NULL, *accel = NULL, *node_id = NULL;
+	const gchar *agent_url = NULL, *accel = NULL, *node_id = NULL, *libvirt = NULL;
 	JsonArray *images = NULL;
 	JsonNode *cap_node = json_object_get_member (hb, "capacity");
 	JsonObject *cap;
@@ -97,6 +97,7 @@ ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, GError **e
 	if (!ppn_json_get_string (hb, "node_id", TRUE, &node_id, error) ||
 	    !ppn_json_get_string (hb, "agent_url", TRUE, &agent_url, error) ||
 	    !ppn_json_get_string (hb, "accel", TRUE, &accel, error) ||
+	    !ppn_json_get_string (hb, "libvirt", FALSE, &libvirt, error) ||
 	    !ppn_json_get_array (hb, "images", FALSE, &images, error) ||
 	    !ppn_nodes_validate_images (images, error))
 		return FALSE;
@@ -156,7 +157,13 @@ ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, GError **e
 	node->free_ports = (guint)free_ports;
 	g_clear_pointer (&node->images, json_array_unref);
 	node->images = images != NULL ? json_array_ref (images) : json_array_new ();
+	if (libvirt != NULL && g_strcmp0 (libvirt, "ok") != 0 && !node->degraded)
+		g_warning ("node %s reports its libvirt %s: not placing on it", id, libvirt);
+	else if ((libvirt == NULL || g_strcmp0 (libvirt, "ok") == 0) && node->degraded)
+		g_message ("node %s reports its libvirt back", id);
+	node->degraded = libvirt != NULL && g_strcmp0 (libvirt, "ok") != 0;
 	node->last_seen = g_get_monotonic_time ();
+	node->silent_marked = FALSE;
 	return TRUE;
 }
 
@@ -197,7 +204,7 @@ ppn_nodes_place (PpnNodes *self, const gchar *image, guint vcpus, guint memory_m
 	g_hash_table_iter_init (&iter, self->by_id);
 	while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&node)) {
 		guint free_mem, free_cpu;
-		if (!ppn_nodes_is_alive (self, node) || !ppn_node_has_image (node, image))
+		if (!ppn_nodes_is_alive (self, node) || node->degraded || !ppn_node_has_image (node, image))
 			continue;
 		if (node->used_vcpus + vcpus > node->vcpus || node->used_memory_mib + memory_mib > node->memory_mib)
 			continue;

@@ -16,9 +16,11 @@ typedef struct {
 	guint free_ports;
 	JsonArray *images;
 	gint64 last_seen; /* monotonic usec, 0 = never */
+	gboolean degraded; /* its libvirt is unreachable: alive, but not placed on */
 	guint used_vcpus;
 	guint used_memory_mib;
 	guint placed;
+	gboolean silent_marked; /* its VMs were marked unknown */
 } PpnNode;
 
 typedef struct _PpnNodes PpnNodes;

@@ -7,6 +7,7 @@
 struct _PpnRegistry {
 	GHashTable *by_id;     /* id -> PpnVm (ref) */
 	GHashTable *by_tenant; /* tenant -> GPtrArray of PpnVm, ordered by (created_at, id) */
+	GHashTable *by_node;   /* node -> GHashTable id -> PpnVm (borrowed from by_id) */
 };
 
 PpnRegistry *
@@ -17,6 +18,7 @@ ppn_registry_new (void)
 	self->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify)ppn_vm_unref);
 	self->by_tenant = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
 						 (GDestroyNotify)g_ptr_array_unref);
+	self->by_node = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
 	return self;
 }
 
@@ -25,6 +27,7 @@ ppn_registry_free (PpnRegistry *self)
 {
 	if (self == NULL)
 		return;
+	g_hash_table_unref (self->by_node);
 	g_hash_table_unref (self->by_tenant);
 	g_hash_table_unref (self->by_id);
 	g_free (self);
@@ -68,6 +71,14 @@ ppn_registry_add (PpnRegistry *self, PpnVm *vm)
 		g_hash_table_insert (self->by_tenant, g_strdup (vm->tenant), list);
 	}
 	g_ptr_array_insert (list, (gint)ppn_registry_upper_bound (list, vm->created_at, vm->id), ppn_vm_ref (vm));
+	if (vm->node != NULL) {
+		GHashTable *on_node = g_hash_table_lookup (self->by_node, vm->node);
+		if (on_node == NULL) {
+			on_node = g_hash_table_new (g_str_hash, g_str_equal);
+			g_hash_table_insert (self->by_node, g_strdup (vm->node), on_node);
+		}
+		g_hash_table_insert (on_node, vm->id, vm);
+	}
 }
 
 void
@@ -78,6 +89,14 @@ ppn_registry_remove (PpnRegistry *self, PpnVm *vm)
 
 	g_return_if_fail (self != NULL && vm != NULL);
 	keep = ppn_vm_ref (vm);
+	if (vm->node != NULL) {
+		GHashTable *on_node = g_hash_table_lookup (self->by_node, vm->node);
+		if (on_node != NULL) {
+			g_hash_table_remove (on_node, vm->id);
+			if (g_hash_table_size (on_node) == 0)
+				g_hash_table_remove (self->by_node, vm->node);
+		}
+	}
 	list = g_hash_table_lookup (self->by_tenant, vm->tenant);
 	if (list != NULL) {
 		g_ptr_array_remove (list, vm);
@@ -154,4 +173,21 @@ GList *
 ppn_registry_get_all (PpnRegistry *self)
 {
 	return g_hash_table_get_values (self->by_id);
+}
+
+/* the VMs placed on @node, as a snapshot the caller may change states in */
+GPtrArray *
+ppn_registry_node_vms (PpnRegistry *self, const gchar *node)
+{
+	GHashTable *on_node = g_hash_table_lookup (self->by_node, node);
+	GPtrArray *vms = g_ptr_array_new_with_free_func ((GDestroyNotify)ppn_vm_unref);
+	GHashTableIter iter;
+	PpnVm *vm;
+
+	if (on_node == NULL)
+		return vms;
+	g_hash_table_iter_init (&iter, on_node);
+	while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&vm))
+		g_ptr_array_add (vms, ppn_vm_ref (vm));
+	return vms;
 }

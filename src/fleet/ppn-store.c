@@ -242,6 +242,33 @@ ppn_store_row_to_vm (PpnStore *self, sqlite3_stmt *stmt, GError **error)
 	return g_steal_pointer (&vm);
 }
 
+/* a record whatever its state; NULL without error when there is none */
+PpnVm *
+ppn_store_get_vm (PpnStore *self, const gchar *id, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail (PPN_IS_STORE (self), NULL);
+	rc = sqlite3_prepare_v2 (self->db,
+				 "SELECT id, tenant, name, image, vcpus, memory_mib, state, node,"
+				 " port_forwards, created_at, updated_at, egress FROM vms WHERE id = ?1",
+				 -1, &stmt, NULL);
+	if (rc != SQLITE_OK) {
+		ppn_store_fail (self, rc, "prepare", error);
+		return NULL;
+	}
+	sqlite3_bind_text (stmt, 1, id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step (stmt);
+	if (rc == SQLITE_DONE)
+		return NULL;
+	if (rc != SQLITE_ROW) {
+		ppn_store_fail (self, rc, "read", error);
+		return NULL;
+	}
+	return ppn_store_row_to_vm (self, stmt, error);
+}
+
 GPtrArray *
 ppn_store_load_vms (PpnStore *self, gboolean include_deleted, GError **error)
 {

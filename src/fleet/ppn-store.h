@@ -14,6 +14,7 @@ PpnStore *ppn_store_new (void);
 gboolean ppn_store_open (PpnStore *self, const gchar *path, GError **error);
 gboolean ppn_store_insert_vm (PpnStore *self, const PpnVm *vm, GError **error);
 gboolean ppn_store_update_vm (PpnStore *self, const PpnVm *vm, GError **error);
+PpnVm *ppn_store_get_vm (PpnStore *self, const gchar *id, GError **error);
 GPtrArray *ppn_store_load_vms (PpnStore *self, gboolean include_deleted, GError **error);
 
 G_END_DECLS

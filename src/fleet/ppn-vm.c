@@ -13,6 +13,8 @@ static const gchar *const ppn_vm_state_names[PPN_VM_STATE_LAST] = {
 	[PPN_VM_STATE_DELETING] = "deleting",
 	[PPN_VM_STATE_DELETED] = "deleted",
 	[PPN_VM_STATE_FAILED] = "failed",
+	[PPN_VM_STATE_LOST] = "lost",
+	[PPN_VM_STATE_UNKNOWN] = "unknown",
 };
 
 const gchar *
@@ -154,7 +156,7 @@ ppn_vm_to_json (const PpnVm *vm)
 	g_autoptr(JsonObject) obj = json_object_new ();
 	g_autofree gchar *created = ppn_json_format_time (vm->created_at);
 	JsonNode *node = json_node_new (JSON_NODE_OBJECT);
-	gboolean placed = vm->state == PPN_VM_STATE_RUNNING || vm->state == PPN_VM_STATE_DELETING;
+	gboolean placed = TRUE; /* host sides are shown once a node gave them */
 
 	json_object_set_string_member (obj, "id", vm->id);
 	json_object_set_string_member (obj, "name", vm->name);

@@ -12,6 +12,8 @@ typedef enum {
 	PPN_VM_STATE_DELETING,
 	PPN_VM_STATE_DELETED,
 	PPN_VM_STATE_FAILED,
+	PPN_VM_STATE_LOST,	/* its live node does not run it any more */
+	PPN_VM_STATE_UNKNOWN,	/* its node went silent; it may well still run */
 	PPN_VM_STATE_LAST
 } PpnVmState;
 
@@ -54,6 +56,10 @@ typedef struct {
 	GPtrArray *forwards;  /* of PpnForward; host side set once running */
 	gint64 created_at;    /* unix usec */
 	gint64 updated_at;    /* unix usec */
+
+	/* this process's view only, never stored */
+	gboolean busy;	       /* a create or destroy call is in flight */
+	gint64 missing_since;  /* monotonic usec its node first did not report it, 0 */
 } PpnVm;
 
 PpnVm *ppn_vm_new (const gchar *id, const gchar *tenant, const PpnVmRequest *req, gint64 now);

@@ -235,9 +235,11 @@ ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
 	 * agents find the fleet again */
 	g_autofree gchar *conf = g_strdup_printf (
 		"[fleet]\ntenant-listen=127.0.0.1:%u\nmesh-listen=127.0.0.1:%u\n"
-		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=15\n"
+		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=%u\nlost-grace=%u\n"
 		"[tls]\nca=ca/ca.pem\ncert=fleet.pem\nkey=fleet-key.pem\n",
-		fleet->tenant_port, fleet->mesh_port, fleet->dir);
+		fleet->tenant_port, fleet->mesh_port, fleet->dir,
+		fleet->opts.node_timeout != 0 ? fleet->opts.node_timeout : 15,
+		fleet->opts.lost_grace != 0 ? fleet->opts.lost_grace : 30);
 
 	if (!ppn_test_write (fleet->fleet_conf, conf, error))
 		return FALSE;
@@ -369,6 +371,32 @@ ppn_test_fleet_call (PpnTestFleet *fleet,
 	if (raw != NULL)
 		*raw = g_strndup (data, len);
 	if (len == 0 || !json_parser_load_from_data (parser, data, (gssize)len, NULL))
+		return NULL;
+	return json_node_ref (json_parser_get_root (parser));
+}
+
+/* a call to the agent's API as the fleet (the fleet's certificate) */
+JsonNode *
+ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path, const gchar *body, guint *status)
+{
+	g_autofree gchar *cert_path = g_build_filename (fleet->dir, "fleet.pem", NULL);
+	g_autofree gchar *key_path = g_build_filename (fleet->dir, "fleet-key.pem", NULL);
+	g_autofree gchar *url = g_strconcat (fleet->agent_url, path, NULL);
+	g_autoptr(GTlsCertificate) cert = g_tls_certificate_new_from_files (cert_path, key_path, NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+	g_autoptr(GBytes) reply = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+
+	g_assert_nonnull (cert);
+	soup_message_set_tls_client_certificate (msg, cert);
+	if (body != NULL) {
+		g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+		soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+	}
+	reply = soup_session_send_and_read (fleet->session, msg, NULL, NULL);
+	*status = reply != NULL ? soup_message_get_status (msg) : 0;
+	if (reply == NULL || g_bytes_get_size (reply) == 0 ||
+	    !json_parser_load_from_data (parser, g_bytes_get_data (reply, NULL), (gssize)g_bytes_get_size (reply), NULL))
 		return NULL;
 	return json_node_ref (json_parser_get_root (parser));
 }

@@ -15,6 +15,8 @@ typedef struct {
 	guint max_vms;
 	guint agent_count;	  /* 1 unless a test needs more */
 	const gchar *token1;	  /* alice's token, or NULL for a random one */
+	guint node_timeout;	  /* seconds, 0 = 15 */
+	guint lost_grace;	  /* seconds, 0 = 30 */
 } PpnTestFleetOptions;
 
 typedef struct {
@@ -57,6 +59,8 @@ JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
 			       guint *status,
 			       gchar **raw);
 GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
+JsonNode *ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path, const gchar *body,
+			       guint *status);
 void ppn_test_fleet_free (PpnTestFleet *fleet);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnTestFleet, ppn_test_fleet_free)
 

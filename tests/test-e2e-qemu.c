@@ -158,10 +158,132 @@ test_guest_reachable (void)
 	}
 }
 
+typedef struct {
+	gchar *url;
+	gchar *auth;
+	GTlsDatabase *ca;
+	volatile gint status;
+} RacingPost;
+
+/* the POST runs in its own thread with its own session, so the test can
+ * watch and DELETE while it is in flight */
+static gpointer
+racing_post_thread (gpointer data)
+{
+	RacingPost *p = data;
+	g_autoptr(SoupSession) session = soup_session_new_with_options ("tls-database", p->ca, "timeout", 300, NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new ("POST", p->url);
+	g_autoptr(GBytes) body = g_bytes_new_static ("{\"name\":\"racer\",\"image\":\"test-guest\","
+						     "\"port_forwards\":[{\"guest_port\":80}]}", 73);
+	g_autoptr(GBytes) reply = NULL;
+
+	soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", p->auth);
+	soup_message_set_request_body_from_bytes (msg, "application/json", body);
+	reply = soup_session_send_and_read (session, msg, NULL, NULL);
+	g_atomic_int_set (&p->status, reply != NULL ? (gint)soup_message_get_status (msg) : 1);
+	return NULL;
+}
+
+/* case 06: DELETE while the create of the same VM is in flight ends with
+ * no process, the ports and the quota slot free, one final state */
+static void
+test_delete_during_create (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "qemu:///system", .real_guest = TRUE, .max_vms = 4};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnTestFleet) fleet = NULL;
+	g_autofree gchar *url = NULL;
+	g_autofree gchar *auth = NULL;
+	g_autofree gchar *id = NULL;
+	RacingPost racer = {NULL, NULL, NULL, 0};
+	GThread *thread;
+	guint status = 0;
+	gint64 deadline;
+
+	if (!ppn_test_libvirt_available ("qemu:///system")) {
+		if (g_getenv ("PPN_TEST_REQUIRE_LIBVIRT") != NULL)
+			g_error ("qemu:///system is not reachable and PPN_TEST_REQUIRE_LIBVIRT is set");
+		g_test_skip ("qemu:///system is not reachable (start libvirtd)");
+		return;
+	}
+	fleet = ppn_test_fleet_new (&opts, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_start_agentd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_wait_node (fleet, 30, &error);
+	g_assert_no_error (error);
+
+	url = g_strconcat (fleet->url, "/v1/vms", NULL);
+	auth = g_strconcat ("Bearer ", fleet->token1, NULL);
+	racer.url = url;
+	racer.auth = auth;
+	racer.ca = soup_session_get_tls_database (fleet->session);
+	thread = g_thread_new ("racing-post", racing_post_thread, &racer);
+
+	/* the pending VM shows in the listing while its domain starts */
+	deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+	while (id == NULL && g_atomic_int_get (&racer.status) == 0 && g_get_monotonic_time () < deadline) {
+		g_autoptr(SoupSession) s2 = soup_session_new_with_options ("tls-database",
+									   soup_session_get_tls_database (fleet->session), NULL);
+		g_autofree gchar *list_url = g_strconcat (fleet->url, "/v1/vms", NULL);
+		g_autoptr(SoupMessage) list = soup_message_new ("GET", list_url);
+		g_autoptr(GBytes) reply = NULL;
+		g_autoptr(JsonParser) parser = json_parser_new ();
+		soup_message_headers_replace (soup_message_get_request_headers (list), "Authorization", auth);
+		reply = soup_session_send_and_read (s2, list, NULL, NULL);
+		if (reply != NULL && json_parser_load_from_data (parser, g_bytes_get_data (reply, NULL),
+								 (gssize)g_bytes_get_size (reply), NULL)) {
+			JsonArray *vms = json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "vms");
+			if (json_array_get_length (vms) == 1) {
+				JsonObject *vm = json_array_get_object_element (vms, 0);
+				g_test_message ("seen %s in state %s", json_object_get_string_member (vm, "id"),
+						json_object_get_string_member (vm, "state"));
+				if (g_strcmp0 (json_object_get_string_member (vm, "state"), "pending") == 0)
+					id = g_strdup (json_object_get_string_member (vm, "id"));
+			}
+		}
+	}
+	if (id == NULL) {
+		g_thread_join (thread);
+		g_test_skip ("the create finished before the test could see it pending");
+		return;
+	}
+	{
+		g_autofree gchar *path = g_strconcat ("/v1/vms/", id, NULL);
+		g_autoptr(SoupSession) s3 = soup_session_new_with_options ("tls-database",
+									   soup_session_get_tls_database (fleet->session),
+									   "timeout", 120, NULL);
+		g_autofree gchar *del_url = g_strconcat (fleet->url, path, NULL);
+		g_autoptr(SoupMessage) del = soup_message_new ("DELETE", del_url);
+		g_autoptr(GBytes) reply = NULL;
+		soup_message_headers_replace (soup_message_get_request_headers (del), "Authorization", auth);
+		reply = soup_session_send_and_read (s3, del, NULL, NULL);
+		g_assert_cmpuint (soup_message_get_status (del), ==, 204);
+	}
+	g_thread_join (thread);
+	g_test_message ("the racing POST answered %d", racer.status);
+	g_assert_cmpint (racer.status, ==, 409);
+	{
+		g_autoptr(GPtrArray) left = ppn_test_node_domains (fleet);
+		g_assert_cmpuint (left->len, ==, 0);
+	}
+	{
+		g_autoptr(JsonNode) q = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
+		g_assert_cmpint (json_object_get_int_member (json_node_get_object (q), "used"), ==, 0);
+	}
+	{
+		g_autoptr(JsonNode) l = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/vms", NULL, &status, NULL);
+		g_assert_cmpuint (json_array_get_length (json_object_get_array_member (json_node_get_object (l), "vms")), ==, 0);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/e2e/qemu/guest-reachable", test_guest_reachable);
+	g_test_add_func ("/e2e/qemu/delete-during-create", test_delete_during_create);
 	return g_test_run ();
 }

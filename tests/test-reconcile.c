@@ -316,6 +316,79 @@ test_adopt_and_reap (void)
 	g_assert_cmpstr (state_of (fleet, fleet->token2, orphan), ==, "(none)");
 }
 
+static gboolean
+run_ok (const gchar *cmd)
+{
+	const gchar *argv[] = {"sh", "-c", cmd, NULL};
+	gint status = -1;
+
+	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
+	       g_spawn_check_wait_status (status, NULL);
+}
+
+/* a full disk under the store: refused with 503, nothing half-done, and
+ * everything works again once there is room */
+static void
+test_disk_full (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 50};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
+	g_autofree gchar *state = g_build_filename (fleet->dir, "fleet", NULL);
+	g_autofree gchar *mount = g_strdup_printf ("mount -t tmpfs -o size=4m ppn-test-full '%s'", state);
+	g_autofree gchar *fill = g_strdup_printf ("dd if=/dev/zero of='%s/filler' bs=64k 2>/dev/null; sync", state);
+	g_autofree gchar *unfill = g_strdup_printf ("rm -f '%s/filler'", state);
+	g_autofree gchar *umount = g_strdup_printf ("umount -l '%s'", state);
+	g_autofree gchar *id = NULL;
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *raw = NULL;
+	guint status = 0;
+
+	g_assert_no_error (error);
+	g_mkdir_with_parents (state, 0700);
+	if (!run_ok (mount)) {
+		g_test_skip ("cannot mount a tmpfs here (not root?)");
+		return;
+	}
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_start_agentd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_wait_node (fleet, 30, &error);
+	g_assert_no_error (error);
+	id = create_vm (fleet, "before");
+	path = g_strconcat ("/v1/vms/", id, NULL);
+
+	run_ok (fill);
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms",
+							     "{\"name\":\"during\",\"image\":\"test-guest\"}", &status, &raw);
+		g_test_message ("create on a full disk: %u %s", status, raw);
+		g_assert_cmpuint (status, ==, 503);
+		g_assert_nonnull (strstr (raw, "unavailable"));
+	}
+	{
+		/* the node got nothing */
+		g_autoptr(GHashTable) d = domains (fleet);
+		g_assert_cmpuint (g_hash_table_size (d), ==, 1);
+	}
+	{
+		/* a delete that cannot be recorded does not happen */
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+		g_autoptr(GHashTable) d = domains (fleet);
+		g_assert_cmpuint (status, ==, 503);
+		g_assert_true (g_hash_table_contains (d, id));
+	}
+	run_ok (unfill);
+	{
+		g_autofree gchar *after = create_vm (fleet, "after");
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 204);
+	}
+	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
+	run_ok (umount);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -324,5 +397,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/reconcile/silent-node", test_silent_node);
 	g_test_add_func ("/reconcile/lost", test_lost);
 	g_test_add_func ("/reconcile/adopt-and-reap", test_adopt_and_reap);
+	g_test_add_func ("/reconcile/disk-full", test_disk_full);
 	return g_test_run ();
 }

@@ -7,6 +7,7 @@
 #include <libvirt/virterror.h>
 
 #include "ppn-agent-cleanup.h"
+#include "ppn-domain-manager-private.h"
 #include "ppn-domain-manager.h"
 #include "ppn-domain-xml.h"
 #include "ppn-error.h"
@@ -465,10 +466,115 @@ test_unreachable (Fixture *fx, gconstpointer data)
 	fx->config->libvirt_uri = g_strdup ("test:///nonexistent/file.xml");
 	manager = ppn_domain_manager_new (fx->config, &error);
 	g_assert_no_error (error);
+	g_test_expect_message ("ppn-agent", G_LOG_LEVEL_WARNING,
+			       "libvirt at test:///nonexistent/file.xml is unreachable: *; degraded");
 	ppn_domain_manager_start_async (manager, NULL, async_cb, fx);
 	res = wait_result (fx);
 	g_assert_false (ppn_domain_manager_start_finish (manager, res, &error));
 	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_test_assert_expected_messages ();
+	g_assert_true (ppn_domain_manager_is_degraded (manager));
+}
+
+#define DOWN_URI "test:///nonexistent/file.xml"
+
+/* libvirtd goes away with a VM running: creates and destroys fail at once
+ * with unavailable and leave nothing (no port, no overlay, no domain);
+ * nobody connects again before the backoff says so; once libvirt is back
+ * the VM is there, untouched, with its ports, and a new create gets others */
+static void
+test_outage (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(PpnDomainManager) manager = start_manager (fx);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnDomainInfo) first = NULL;
+	g_autoptr(PpnDomainInfo) second = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+	g_autoptr(GAsyncResult) res = NULL;
+	g_autoptr(virDomain) dom = NULL;
+	g_autoptr(GHashTable) used = g_hash_table_new (NULL, NULL);
+	g_autofree gchar *overlay = g_build_filename (fx->config->state_dir, "disks", "ppn-0000000000000a02.qcow2", NULL);
+	PpnDomainInfo *listed;
+	unsigned int id_before;
+	gint64 start, deadline;
+
+	first = create (fx, manager, "0000000000000a01", fx->disk_image, &error);
+	g_assert_no_error (error);
+	dom = virDomainLookupByName (fx->keeper, "ppn-0000000000000a01");
+	id_before = virDomainGetID (dom);
+	g_assert_false (ppn_domain_manager_is_degraded (manager));
+
+	/* down: logged once, however many calls fail */
+	g_test_expect_message ("ppn-agent", G_LOG_LEVEL_WARNING, "libvirt at " DOWN_URI " is unreachable: *; degraded");
+	ppn_domain_manager_lose_connection (manager, DOWN_URI);
+	second = create (fx, manager, "0000000000000a02", fx->disk_image, &error);
+	g_assert_null (second);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_clear_error (&error);
+	g_test_assert_expected_messages ();
+	g_assert_true (ppn_domain_manager_is_degraded (manager));
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS - 2);
+	g_assert_false (g_file_test (overlay, G_FILE_TEST_EXISTS));
+
+	/* within the backoff nothing even tries: it answers at once */
+	start = g_get_monotonic_time ();
+	second = create (fx, manager, "0000000000000a02", fx->disk_image, &error);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_assert_nonnull (strstr (error->message, "next attempt in"));
+	g_clear_error (&error);
+	g_assert_false (destroy (fx, manager, "0000000000000a01", &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_clear_error (&error);
+	ppn_domain_manager_list_async (manager, NULL, async_cb, fx);
+	res = wait_result (fx);
+	g_assert_null (ppn_domain_manager_list_finish (manager, res, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_clear_error (&error);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC / 2);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS - 2);
+	g_assert_false (g_file_test (overlay, G_FILE_TEST_EXISTS));
+	/* the running VM was not touched */
+	g_assert_cmpint (virDomainIsActive (dom), ==, 1);
+
+	/* back: the first attempt after the backoff (1 s) connects */
+	ppn_domain_manager_lose_connection (manager, "test:///default");
+	deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+	while (second == NULL && g_get_monotonic_time () < deadline) {
+		second = create (fx, manager, "0000000000000a02", fx->disk_image, &error);
+		if (second == NULL) {
+			g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+			g_clear_error (&error);
+			g_usleep (G_USEC_PER_SEC / 10);
+		}
+	}
+	g_assert_nonnull (second);
+	g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC / 2);
+	g_assert_false (ppn_domain_manager_is_degraded (manager));
+	for (guint i = 0; i < first->forwards->len; i++)
+		g_hash_table_add (used, GUINT_TO_POINTER ((guint)((PpnForward *)g_ptr_array_index (first->forwards, i))->host_port));
+	for (guint i = 0; i < second->forwards->len; i++) {
+		guint port = ((PpnForward *)g_ptr_array_index (second->forwards, i))->host_port;
+		g_assert_false (g_hash_table_contains (used, GUINT_TO_POINTER (port)));
+	}
+
+	/* the same domain, not a new one, with what adoption needs */
+	infos = list (fx, manager);
+	listed = find (infos, "0000000000000a01");
+	g_assert_nonnull (listed);
+	g_assert_cmpuint (virDomainGetID (dom), ==, id_before);
+	g_assert_cmpstr (listed->tenant, ==, "alice");
+	g_assert_cmpstr (listed->name, ==, "web1");
+	g_assert_cmpstr (listed->image, ==, "disk1");
+	g_assert_cmpuint (listed->vcpus, ==, 1);
+	g_assert_cmpuint (listed->memory_mib, ==, 256);
+	g_assert_cmpuint (((PpnForward *)g_ptr_array_index (listed->forwards, 0))->host_port, ==,
+			  ((PpnForward *)g_ptr_array_index (first->forwards, 0))->host_port);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS - 4);
+
+	g_assert_true (destroy (fx, manager, "0000000000000a01", &error));
+	g_assert_true (destroy (fx, manager, "0000000000000a02", &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (ppn_domain_manager_count_free_ports (manager), ==, N_PORTS);
 }
 
 int
@@ -484,6 +590,7 @@ main (int argc, char **argv)
 	ADD ("/agent/manager/other-node", test_other_node, NULL);
 	ADD ("/agent/manager/auto-accel", test_auto_accel, "auto");
 	ADD ("/agent/manager/unreachable", test_unreachable, NULL);
+	ADD ("/agent/manager/outage", test_outage, NULL);
 #undef ADD
 	return g_test_run ();
 }

@@ -11,6 +11,7 @@
 #include "ppn-agent-server.h"
 #include "ppn-domain-manager.h"
 #include "ppn-error.h"
+#include "ppn-heartbeat.h"
 #include "ppn-http.h"
 #include "ppn-json.h"
 #include "ppn-tls.h"
@@ -273,6 +274,11 @@ test_fleet_lifecycle (Fixture *fx, gconstpointer data)
 	g_assert_cmpstr (json_object_get_string_member (obj, "tenant"), ==, "alice");
 	g_assert_cmpstr (json_object_get_string_member (obj, "state"), ==, "running");
 	g_assert_cmpstr (json_object_get_string_member (obj, "egress"), ==, "nat");
+	/* what the fleet needs to adopt a domain it has no record of */
+	g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "web1");
+	g_assert_cmpstr (json_object_get_string_member (obj, "image"), ==, "test-guest");
+	g_assert_cmpint (json_object_get_int_member (obj, "vcpus"), ==, 1);
+	g_assert_cmpint (json_object_get_int_member (obj, "memory_mib"), ==, 256);
 	fwd = json_array_get_object_element (json_object_get_array_member (obj, "port_forwards"), 0);
 	g_assert_cmpint (json_object_get_int_member (fwd, "host_port"), ==, host_port);
 
@@ -533,6 +539,56 @@ test_other_refusals (Fixture *fx, gconstpointer data)
 	g_assert_cmpuint (soup_message_get_status (msg), ==, 415);
 }
 
+/* the heartbeat's body: with the list, libvirt ok and the domains in full;
+ * without it (libvirt unreachable), libvirt unreachable and no domains,
+ * never a list that looks like every VM is gone */
+static void
+test_heartbeat_body (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnHeartbeat) hb = NULL;
+	g_autoptr(JsonNode) created = NULL;
+	g_autoptr(JsonNode) ok = NULL;
+	g_autoptr(JsonNode) down = NULL;
+	g_autoptr(GPtrArray) infos = NULL;
+	JsonObject *obj;
+	JsonArray *domains;
+
+	hb = ppn_heartbeat_new (fx->config, fx->manager, fx->catalog, fx->agent, fx->ca, "https://127.0.0.1:1");
+	g_assert_cmpuint (request (fx, "POST", "/agent/v1/domains", CREATE_BODY ("2222222222222222"), fx->fleet,
+				   &created, &error), ==, 201);
+	ppn_domain_manager_list_async (fx->manager, NULL, async_cb, fx);
+	g_main_loop_run (fx->loop);
+	infos = ppn_domain_manager_list_finish (fx->manager, fx->res, &error);
+	g_clear_object (&fx->res);
+	g_assert_no_error (error);
+
+	ok = ppn_heartbeat_build (hb, infos);
+	obj = json_node_get_object (ok);
+	g_assert_cmpstr (json_object_get_string_member (obj, "node_id"), ==, "node1");
+	g_assert_cmpstr (json_object_get_string_member (obj, "libvirt"), ==, "ok");
+	domains = json_object_get_array_member (obj, "domains");
+	g_assert_cmpuint (json_array_get_length (domains), ==, 1);
+	obj = json_array_get_object_element (domains, 0);
+	g_assert_cmpstr (json_object_get_string_member (obj, "vm_id"), ==, "2222222222222222");
+	g_assert_cmpstr (json_object_get_string_member (obj, "tenant"), ==, "alice");
+	g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "web1");
+	g_assert_cmpstr (json_object_get_string_member (obj, "image"), ==, "test-guest");
+	g_assert_cmpint (json_object_get_int_member (obj, "vcpus"), ==, 1);
+	g_assert_cmpint (json_object_get_int_member (obj, "memory_mib"), ==, 256);
+	g_assert_cmpstr (json_object_get_string_member (obj, "egress"), ==, "nat");
+
+	down = ppn_heartbeat_build (hb, NULL);
+	obj = json_node_get_object (down);
+	g_assert_cmpstr (json_object_get_string_member (obj, "node_id"), ==, "node1");
+	g_assert_cmpstr (json_object_get_string_member (obj, "libvirt"), ==, "unreachable");
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "domains")), ==, 0);
+	g_assert_true (json_object_has_member (obj, "capacity"));
+
+	g_assert_cmpuint (request (fx, "DELETE", "/agent/v1/domains/2222222222222222", NULL, fx->fleet, NULL, &error),
+			  ==, 204);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -545,6 +601,7 @@ main (int argc, char **argv)
 	ADD ("/agent/server/bad-requests", test_bad_requests);
 	ADD ("/agent/server/other-refusals", test_other_refusals);
 	ADD ("/agent/server/egress", test_egress);
+	ADD ("/agent/server/heartbeat-body", test_heartbeat_body);
 	g_test_add ("/agent/server/egress-node-none", Fixture, "egress=none\n", fixture_setup, test_egress,
 		    fixture_teardown);
 #undef ADD

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ppn-agent-cleanup.h"
+#include "ppn-domain-manager-private.h"
 #include "ppn-domain-manager.h"
 #include "ppn-domain-xml.h"
 #include "ppn-error.h"
@@ -19,6 +20,8 @@
 /* a QEMU hostfwd bind failure says this; another port is worth a try */
 #define PPN_HOSTFWD_FAILURE "host forwarding rule"
 #define PPN_CREATE_ATTEMPTS 3
+/* a libvirtd that is down is asked again after 1 s, 2 s, 4 s ... at most this */
+#define PPN_RECONNECT_BACKOFF_MAX 30
 
 struct _PpnDomainManager {
 	GObject parent_instance;
@@ -38,6 +41,11 @@ struct _PpnDomainManager {
 	GHashTable *busy; /* vm ids with a create or destroy running */
 	guint generation; /* bumped by every create and destroy */
 	GHashTable *warned; /* domain names whose bad metadata was logged */
+	gboolean degraded; /* libvirt is unreachable; logged once each way */
+	gboolean rediscover; /* a connection was lost: list the domains before a create */
+	guint backoff; /* seconds to wait after the next failed attempt */
+	gint64 next_attempt; /* monotonic time before which nobody connects */
+	gchar *unreachable; /* why the last attempt failed */
 };
 
 G_DEFINE_TYPE (PpnDomainManager, ppn_domain_manager, G_TYPE_OBJECT)
@@ -115,6 +123,14 @@ ppn_domain_info_to_json (const PpnDomainInfo *info)
 	json_builder_add_string_value (b, info->vm_id);
 	json_builder_set_member_name (b, "tenant");
 	json_builder_add_string_value (b, info->tenant);
+	json_builder_set_member_name (b, "name");
+	json_builder_add_string_value (b, info->name);
+	json_builder_set_member_name (b, "image");
+	json_builder_add_string_value (b, info->image);
+	json_builder_set_member_name (b, "vcpus");
+	json_builder_add_int_value (b, info->vcpus);
+	json_builder_set_member_name (b, "memory_mib");
+	json_builder_add_int_value (b, info->memory_mib);
 	json_builder_set_member_name (b, "state");
 	json_builder_add_string_value (b, info->state);
 	json_builder_set_member_name (b, "egress");
@@ -185,32 +201,75 @@ ppn_virt_set_error (GError **error)
 	virResetLastError ();
 }
 
+/* called with the lock held: libvirt cannot be reached, say so once */
+static void
+ppn_domain_manager_set_unreachable (PpnDomainManager *self, const gchar *why)
+{
+	g_free (self->unreachable);
+	self->unreachable = g_strdup (why);
+	if (!self->degraded)
+		g_warning (_("libvirt at %s is unreachable: %s; degraded"), self->uri, why);
+	self->degraded = TRUE;
+}
+
 /* a new reference to a live connection: opened on first use, and opened
- * again when libvirtd went away (a restart of it must not need one of us) */
+ * again when libvirtd went away (a restart of it must not need one of us),
+ * though not more often than the backoff allows: meanwhile every call
+ * fails at once, before it has touched anything */
 static virConnect *
 ppn_domain_manager_get_conn (PpnDomainManager *self, GError **error)
 {
 	g_autoptr(GMutexLocker) locker = NULL;
 	unsigned long version = 0;
+	gint64 now;
 
 	if (!ppn_virt_init (error))
 		return NULL;
 	locker = g_mutex_locker_new (&self->lock);
 	if (self->conn != NULL &&
 	    (virConnectIsAlive (self->conn) != 1 || virConnectGetLibVersion (self->conn, &version) < 0)) {
+		virErrorPtr err = virGetLastError ();
+		g_autofree gchar *why = g_strdup (err != NULL && err->message != NULL ? err->message
+										   : _("the connection was closed"));
+
 		g_message (_("The connection to %s was lost; reconnecting"), self->uri);
 		virResetLastError ();
 		g_clear_pointer (&self->conn, virConnectClose);
+		/* libvirtd may have lost or gained domains while we were away */
+		self->rediscover = TRUE;
+		self->next_attempt = 0;
+		ppn_domain_manager_set_unreachable (self, why);
 	}
 	if (self->conn == NULL) {
+		now = g_get_monotonic_time ();
+		if (now < self->next_attempt) {
+			g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+				     _("libvirt at %s is unreachable: %s (next attempt in %u s)"), self->uri,
+				     self->unreachable,
+				     (guint)((self->next_attempt - now + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC));
+			return NULL;
+		}
 		self->conn = virConnectOpen (self->uri);
 		if (self->conn == NULL) {
 			virErrorPtr err = virGetLastError ();
-			g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE, _("Cannot connect to %s: %s"),
-				     self->uri, err != NULL && err->message != NULL ? err->message : _("unknown error"));
+			guint wait = self->backoff;
+
+			ppn_domain_manager_set_unreachable (self, err != NULL && err->message != NULL
+									  ? err->message
+									  : _("unknown error"));
 			virResetLastError ();
+			self->next_attempt = now + (gint64)wait * G_USEC_PER_SEC;
+			self->backoff = MIN (wait * 2, PPN_RECONNECT_BACKOFF_MAX);
+			g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+				     _("libvirt at %s is unreachable: %s (next attempt in %u s)"), self->uri,
+				     self->unreachable, wait);
 			return NULL;
 		}
+		self->backoff = 1;
+		self->next_attempt = 0;
+		if (self->degraded)
+			g_message (_("libvirt is back: %s answers again"), self->uri);
+		self->degraded = FALSE;
 	}
 	virConnectRef (self->conn);
 	return self->conn;
@@ -323,6 +382,7 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 	g_autoptr(PpnDomainMetadata) meta = NULL;
 	g_autoptr(GError) error = NULL;
 	PpnDomainInfo *info;
+	virDomainInfo dominfo;
 	int state = VIR_DOMAIN_NOSTATE, reason = 0;
 
 	if (name == NULL || !g_str_has_prefix (name, PPN_DOMAIN_PREFIX))
@@ -358,6 +418,10 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 	}
 	if (virDomainGetState (dom, &state, &reason, 0) < 0)
 		virResetLastError ();
+	if (virDomainGetInfo (dom, &dominfo) < 0) {
+		virResetLastError ();
+		memset (&dominfo, 0, sizeof dominfo);
+	}
 
 	info = g_new0 (PpnDomainInfo, 1);
 	info->vm_id = g_steal_pointer (&meta->vm_id);
@@ -367,6 +431,8 @@ ppn_domain_manager_read_domain (PpnDomainManager *self, virDomain *dom)
 	info->image = g_steal_pointer (&meta->image);
 	info->state = g_strdup (ppn_domain_state_to_string (state));
 	info->egress = g_steal_pointer (&meta->egress);
+	info->vcpus = dominfo.nrVirtCpu;
+	info->memory_mib = (guint)(dominfo.maxMem / 1024);
 	info->forwards = g_steal_pointer (&meta->forwards);
 	return info;
 }
@@ -495,15 +561,39 @@ ppn_domain_manager_detect_accel (virConnect *conn)
 	return PPN_ACCEL_KVM;
 }
 
+/* list the live ppn- domains and mark their host ports used; done at
+ * start and after every lost connection, before a create may run */
+static gboolean
+ppn_domain_manager_rediscover (PpnDomainManager *self, GError **error)
+{
+	g_autoptr(GPtrArray) infos = NULL;
+	guint ports = 0;
+
+	infos = ppn_domain_manager_list_sync (self, error);
+	if (infos == NULL)
+		return FALSE;
+	for (guint i = 0; i < infos->len; i++) {
+		PpnDomainInfo *info = g_ptr_array_index (infos, i);
+		for (guint j = 0; j < info->forwards->len; j++) {
+			PpnForward *fwd = g_ptr_array_index (info->forwards, j);
+			if (ppn_port_allocator_mark_used (self->ports, fwd->host_port))
+				ports++;
+		}
+	}
+	g_message (_("Found %u ppn domains holding %u host ports on %s"), infos->len, ports, self->uri);
+	g_mutex_lock (&self->lock);
+	self->rediscover = FALSE;
+	g_mutex_unlock (&self->lock);
+	return TRUE;
+}
+
 static void
 ppn_domain_manager_start_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
 	PpnDomainManager *self = source;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(virConnect) conn = NULL;
-	g_autoptr(GPtrArray) infos = NULL;
 	PpnAccel accel = self->accel_config;
-	guint ports = 0;
 
 	conn = ppn_domain_manager_get_conn (self, &error);
 	if (conn == NULL) {
@@ -516,20 +606,10 @@ ppn_domain_manager_start_thread (GTask *task, gpointer source, gpointer task_dat
 		g_message (_("accel = %s, as configured"), ppn_accel_to_string (accel));
 
 	/* a restarted agent must never hand out a live VM's port again */
-	infos = ppn_domain_manager_list_sync (self, &error);
-	if (infos == NULL) {
+	if (!ppn_domain_manager_rediscover (self, &error)) {
 		g_task_return_error (task, g_steal_pointer (&error));
 		return;
 	}
-	for (guint i = 0; i < infos->len; i++) {
-		PpnDomainInfo *info = g_ptr_array_index (infos, i);
-		for (guint j = 0; j < info->forwards->len; j++) {
-			PpnForward *fwd = g_ptr_array_index (info->forwards, j);
-			if (ppn_port_allocator_mark_used (self->ports, fwd->host_port))
-				ports++;
-		}
-	}
-	g_message (_("Found %u ppn domains holding %u host ports on %s"), infos->len, ports, self->uri);
 
 	g_mutex_lock (&self->lock);
 	self->accel = accel;
@@ -569,6 +649,17 @@ ppn_domain_manager_get_accel (PpnDomainManager *self)
 	if (self->accel == PPN_ACCEL_AUTO)
 		return NULL;
 	return ppn_accel_to_string (self->accel);
+}
+
+/* TRUE while libvirt cannot be reached */
+gboolean
+ppn_domain_manager_is_degraded (PpnDomainManager *self)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_val_if_fail (PPN_IS_DOMAIN_MANAGER (self), FALSE);
+	locker = g_mutex_locker_new (&self->lock);
+	return self->degraded;
 }
 
 guint
@@ -662,6 +753,7 @@ ppn_domain_manager_create_sync (PpnDomainManager *self, PpnCreateData *data, GEr
 	g_autoptr(virConnect) conn = NULL;
 	g_autoptr(virDomain) existing = NULL;
 	g_autoptr(GError) last = NULL;
+	gboolean rediscover;
 
 	if (ppn_domain_manager_get_accel (self) == NULL) {
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE, _("The agent is still starting"));
@@ -669,6 +761,12 @@ ppn_domain_manager_create_sync (PpnDomainManager *self, PpnCreateData *data, GEr
 	}
 	conn = ppn_domain_manager_get_conn (self, error);
 	if (conn == NULL)
+		return NULL;
+	/* after libvirtd came back, its live domains' ports first */
+	g_mutex_lock (&self->lock);
+	rediscover = self->rediscover;
+	g_mutex_unlock (&self->lock);
+	if (rediscover && !ppn_domain_manager_rediscover (self, error))
 		return NULL;
 	existing = virDomainLookupByName (conn, domain_name);
 	if (existing != NULL) {
@@ -745,6 +843,8 @@ ppn_domain_manager_create_sync (PpnDomainManager *self, PpnCreateData *data, GEr
 		info->image = g_strdup (data->image->name);
 		info->state = g_strdup ("running");
 		info->egress = g_strdup (spec->egress);
+		info->vcpus = req->vcpus;
+		info->memory_mib = req->memory_mib;
 		info->forwards = g_steal_pointer (&forwards);
 		return info;
 	}
@@ -925,6 +1025,25 @@ ppn_domain_manager_destroy_finish (PpnDomainManager *self, GAsyncResult *res, GE
 
 /* ---- object ------------------------------------------------------------ */
 
+void
+ppn_domain_manager_lose_connection (PpnDomainManager *self, const gchar *uri)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_if_fail (PPN_IS_DOMAIN_MANAGER (self));
+	g_return_if_fail (uri != NULL);
+	locker = g_mutex_locker_new (&self->lock);
+	/* as get_conn does on a dead connection; without one, the backoff
+	 * already running goes on */
+	if (self->conn != NULL) {
+		self->rediscover = TRUE;
+		self->next_attempt = 0;
+	}
+	g_clear_pointer (&self->conn, virConnectClose);
+	g_free (self->uri);
+	self->uri = g_strdup (uri);
+}
+
 static gboolean
 ppn_domain_manager_make_dir (const gchar *path, GError **error)
 {
@@ -981,6 +1100,7 @@ ppn_domain_manager_finalize (GObject *object)
 	g_free (self->state_dir);
 	g_free (self->console_dir);
 	g_free (self->disk_dir);
+	g_free (self->unreachable);
 	G_OBJECT_CLASS (ppn_domain_manager_parent_class)->finalize (object);
 }
 
@@ -995,6 +1115,7 @@ ppn_domain_manager_init (PpnDomainManager *self)
 {
 	g_mutex_init (&self->lock);
 	self->accel = PPN_ACCEL_AUTO;
+	self->backoff = 1;
 	self->busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	self->warned = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }

@@ -35,6 +35,8 @@ typedef struct {
 	gchar *image;
 	gchar *state; /* running, paused, stopping, stopped, crashed, unknown */
 	gchar *egress; /* the effective policy: nat or none */
+	guint vcpus;
+	guint memory_mib;
 	GPtrArray *forwards; /* of PpnForward, with host_address/host_port */
 } PpnDomainInfo;
 
@@ -54,6 +56,7 @@ void ppn_domain_manager_start_async (PpnDomainManager *self,
 gboolean ppn_domain_manager_start_finish (PpnDomainManager *self, GAsyncResult *res, GError **error);
 
 const gchar *ppn_domain_manager_get_accel (PpnDomainManager *self);
+gboolean ppn_domain_manager_is_degraded (PpnDomainManager *self);
 guint ppn_domain_manager_count_free_ports (PpnDomainManager *self);
 
 void ppn_domain_manager_create_async (PpnDomainManager *self,

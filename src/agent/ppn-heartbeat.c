@@ -87,6 +87,9 @@ ppn_heartbeat_build (PpnHeartbeat *self, GPtrArray *domains)
 	json_builder_end_object (b);
 	json_builder_set_member_name (b, "images");
 	json_builder_add_value (b, ppn_image_catalog_to_json (self->catalog));
+	/* "unreachable": the node is alive, but its empty list proves nothing */
+	json_builder_set_member_name (b, "libvirt");
+	json_builder_add_string_value (b, domains != NULL ? "ok" : "unreachable");
 	json_builder_set_member_name (b, "domains");
 	json_builder_begin_array (b);
 	for (guint i = 0; domains != NULL && i < domains->len; i++)
@@ -133,13 +136,12 @@ ppn_heartbeat_listed_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 		self->in_flight = FALSE;
 		return;
 	}
-	if (domains == NULL) {
-		/* without the list the fleet would think every VM is gone */
-		g_prefix_error (&error, _("Cannot list the domains: "));
-		ppn_heartbeat_report (self, error);
-		self->in_flight = FALSE;
-		return;
-	}
+	/* without the list the node still heartbeats, marked degraded (the
+	 * manager logs the outage once), so the fleet neither gives it up nor
+	 * reads the missing list as every VM gone */
+	if (domains == NULL)
+		g_debug ("heartbeat without domains: %s", error->message);
+	g_clear_error (&error);
 	body = ppn_heartbeat_build (self, domains);
 	msg = ppn_http_request_new (SOUP_METHOD_POST, self->url, body, self->client_cert, &error);
 	if (msg == NULL) {

@@ -22,6 +22,8 @@ PpnHeartbeat *ppn_heartbeat_new (const PpnAgentConfig *config,
 				 const gchar *agent_url);
 void ppn_heartbeat_start (PpnHeartbeat *self);
 void ppn_heartbeat_stop (PpnHeartbeat *self);
+/* @domains NULL: libvirt is unreachable, and the heartbeat says so rather
+ * than claiming the node runs nothing */
 JsonNode *ppn_heartbeat_build (PpnHeartbeat *self, GPtrArray *domains);
 
 G_END_DECLS

@@ -235,11 +235,12 @@ ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
 	 * agents find the fleet again */
 	g_autofree gchar *conf = g_strdup_printf (
 		"[fleet]\ntenant-listen=127.0.0.1:%u\nmesh-listen=127.0.0.1:%u\n"
-		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=%u\nlost-grace=%u\n"
+		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=%u\nlost-grace=%u\n%s\n"
 		"[tls]\nca=ca/ca.pem\ncert=fleet.pem\nkey=fleet-key.pem\n",
 		fleet->tenant_port, fleet->mesh_port, fleet->dir,
 		fleet->opts.node_timeout != 0 ? fleet->opts.node_timeout : 15,
-		fleet->opts.lost_grace != 0 ? fleet->opts.lost_grace : 30);
+		fleet->opts.lost_grace != 0 ? fleet->opts.lost_grace : 30,
+		fleet->opts.fleet_extra != NULL ? fleet->opts.fleet_extra : "");
 
 	if (!ppn_test_write (fleet->fleet_conf, conf, error))
 		return FALSE;

@@ -17,6 +17,7 @@ typedef struct {
 	const gchar *token1;	  /* alice's token, or NULL for a random one */
 	guint node_timeout;	  /* seconds, 0 = 15 */
 	guint lost_grace;	  /* seconds, 0 = 30 */
+	const gchar *fleet_extra; /* more lines for [fleet], or NULL */
 } PpnTestFleetOptions;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ppn-test-util.h"
+#include "ppn-token.h"
 
 static PpnTestFleet *
 start_fleet (guint max_vms)
@@ -524,6 +525,149 @@ test_restart (void)
 	}
 }
 
+typedef struct {
+	guint done;
+	guint created;
+	guint too_many;
+	gboolean retry_after;
+} Flood;
+
+static void
+flood_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Flood *f = user_data;
+	SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), res);
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, NULL);
+	guint status = body != NULL ? soup_message_get_status (msg) : 0;
+
+	f->done++;
+	if (status == 201)
+		f->created++;
+	if (status == 429) {
+		f->too_many++;
+		f->retry_after = f->retry_after ||
+				 soup_message_headers_get_one (soup_message_get_response_headers (msg), "Retry-After") != NULL;
+	}
+}
+
+static void
+flood_post (PpnTestFleet *fleet, SoupSession *session, const gchar *token, const gchar *name, Flood *f)
+{
+	g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
+	g_autofree gchar *auth = g_strconcat ("Bearer ", token, NULL);
+	g_autofree gchar *body = g_strdup_printf ("{\"name\":\"%s\",\"image\":\"test-guest\",\"memory_mib\":64}", name);
+	g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+	g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+
+	soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+	soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+	soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, flood_cb, f);
+}
+
+/* a tenant's flood is bounded (429 with Retry-After past max-inflight),
+ * and another tenant is not turned away by it */
+static void
+test_flood (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 100, .fleet_extra = "max-inflight=3"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
+	g_autoptr(SoupSession) session = soup_session_new_with_options ("max-conns", 64, "max-conns-per-host", 64,
+									"timeout", 60, NULL);
+	Flood alice = {0}, bob = {0};
+	const gchar *pid;
+	gint64 deadline;
+
+	g_assert_no_error (error);
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_start_agentd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_wait_node (fleet, 30, &error);
+	g_assert_no_error (error);
+	soup_session_set_tls_database (session, soup_session_get_tls_database (fleet->session));
+
+	/* the node stops answering: creates wait for it, and pile up */
+	pid = g_subprocess_get_identifier (fleet->agentd);
+	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGSTOP);
+	for (guint i = 0; i < 10; i++) {
+		g_autofree gchar *name = g_strdup_printf ("flood%u", i);
+		flood_post (fleet, session, fleet->token1, name, &alice);
+	}
+	deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+	while (alice.too_many < 7 && g_get_monotonic_time () < deadline)
+		g_main_context_iteration (NULL, FALSE);
+	flood_post (fleet, session, fleet->token2, "calm", &bob);
+	deadline = g_get_monotonic_time () + 1 * G_USEC_PER_SEC;
+	while (g_get_monotonic_time () < deadline)
+		g_main_context_iteration (NULL, FALSE);
+	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGCONT);
+	while (alice.done < 10 || bob.done < 1)
+		g_main_context_iteration (NULL, TRUE);
+	g_test_message ("alice: %u created, %u told to retry; bob: %u created", alice.created, alice.too_many,
+			bob.created);
+	g_assert_cmpuint (alice.created, ==, 3);
+	g_assert_cmpuint (alice.too_many, ==, 7);
+	g_assert_true (alice.retry_after);
+	g_assert_cmpuint (bob.created, ==, 1);
+}
+
+static void
+write_tenants (PpnTestFleet *fleet, guint alice_max, guint bob_max)
+{
+	g_autofree gchar *h1 = ppn_token_hash (fleet->token1);
+	g_autofree gchar *h2 = ppn_token_hash (fleet->token2);
+	g_autofree gchar *contents = g_strdup_printf ("[tenant alice]\ntoken-hash=%s\nmax-vms=%u\n\n"
+						      "[tenant bob]\ntoken-hash=%s\nmax-vms=%u\n",
+						      h1, alice_max, h2, bob_max);
+	g_autofree gchar *path = g_build_filename (fleet->dir, "tenants.conf", NULL);
+	g_autoptr(GError) error = NULL;
+
+	g_file_set_contents (path, contents, -1, &error);
+	g_assert_no_error (error);
+	g_subprocess_send_signal (fleet->fleetd, SIGHUP);
+	g_usleep (500000);
+}
+
+/* max-vms changed in the tenants file applies to the next create after
+ * SIGHUP; lowering it below usage stops creates and touches no VM */
+static void
+test_quota_reload (void)
+{
+	g_autoptr(PpnTestFleet) fleet = start_fleet (2);
+	g_autofree gchar *a = create_vm (fleet, fleet->token1, "r1");
+	g_autofree gchar *b = create_vm (fleet, fleet->token1, "r2");
+	guint status = 0;
+
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms",
+							     "{\"name\":\"r3\",\"image\":\"test-guest\"}", &status, NULL);
+		g_assert_cmpuint (status, ==, 403);
+	}
+	write_tenants (fleet, 3, 2);
+	{
+		g_autofree gchar *c = create_vm (fleet, fleet->token1, "r3");
+		g_autoptr(JsonNode) q = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
+		g_assert_cmpint (json_object_get_int_member (obj (q), "max_vms"), ==, 3);
+		g_assert_cmpint (json_object_get_int_member (obj (q), "used"), ==, 3);
+	}
+	write_tenants (fleet, 1, 2);
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms",
+							     "{\"name\":\"r4\",\"image\":\"test-guest\"}", &status, NULL);
+		g_assert_cmpuint (status, ==, 403);
+	}
+	g_assert_cmpuint (list_len (fleet, fleet->token1), ==, 3);
+	/* a broken file keeps the tenants the fleet had */
+	{
+		g_autofree gchar *path = g_build_filename (fleet->dir, "tenants.conf", NULL);
+		g_file_set_contents (path, "[tenant alice]\nmax-vms=oops\n", -1, NULL);
+		g_subprocess_send_signal (fleet->fleetd, SIGHUP);
+		g_usleep (500000);
+		g_assert_cmpuint (list_len (fleet, fleet->token1), ==, 3);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -535,5 +679,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet-api/bad-requests", test_bad_requests);
 	g_test_add_func ("/fleet-api/quota", test_quota);
 	g_test_add_func ("/fleet-api/restart", test_restart);
+	g_test_add_func ("/fleet-api/flood", test_flood);
+	g_test_add_func ("/fleet-api/quota-reload", test_quota_reload);
 	return g_test_run ();
 }

@@ -29,7 +29,7 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	static const gchar *const groups[] = {"fleet", "tls", NULL};
 	static const gchar *const fleet_keys[] = {
 		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout", "lost-grace",
-		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", NULL};
+		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", "max-inflight", NULL};
 	static const gchar *const tls_keys[] = {"ca", "cert", "key", NULL};
 	static const gchar *const *const keys[] = {fleet_keys, tls_keys};
 	g_autoptr(GKeyFile) kf = NULL;
@@ -84,5 +84,8 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	if (!ppn_config_get_uint (kf, "fleet", "max-body", 64 * 1024, 1024, 16 * 1024 * 1024, &v, error))
 		return NULL;
 	config->max_body = (gsize)v;
+	if (!ppn_config_get_uint (kf, "fleet", "max-inflight", 32, 1, 100000, &v, error))
+		return NULL;
+	config->max_inflight = (guint)v;
 	return g_steal_pointer (&config);
 }

@@ -20,6 +20,7 @@ typedef struct {
 	guint max_memory_mib;	/* per VM */
 	guint max_forwards;	/* per VM */
 	gsize max_body;		/* bytes */
+	guint max_inflight;	/* a tenant's creates and deletes waiting at once */
 } PpnFleetConfig;
 
 PpnFleetConfig *ppn_fleet_config_load (const gchar *path, GError **error);

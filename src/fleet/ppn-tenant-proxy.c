@@ -23,6 +23,8 @@ struct _PpnTenantProxy {
 	gchar *listen;
 	PpnVmLimits limits;
 	gsize max_body;
+	guint max_inflight;
+	GHashTable *inflight; /* tenant name -> creates and deletes waiting */
 	guint16 port;
 };
 
@@ -48,6 +50,39 @@ ppn_proxy_log (SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
 		(g_get_monotonic_time () - started) / 1000.0);
 }
 
+static void
+ppn_proxy_inflight_add (PpnTenantProxy *self, PpnTenant *tenant, gint delta)
+{
+	const gchar *name = ppn_tenant_get_name (tenant);
+	guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->inflight, name));
+
+	n = delta > 0 ? n + 1 : (n > 0 ? n - 1 : 0);
+	if (n == 0)
+		g_hash_table_remove (self->inflight, name);
+	else
+		g_hash_table_insert (self->inflight, g_strdup (name), GUINT_TO_POINTER (n));
+}
+
+/* A tenant may have so many creates and deletes waiting at once; past
+ * that it is told to come back, instead of holding connections and
+ * memory without bound. Other tenants are not affected. */
+static gboolean
+ppn_proxy_inflight_allows (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant)
+{
+	guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->inflight, ppn_tenant_get_name (tenant)));
+	g_autoptr(GError) error = NULL;
+
+	if (n < self->max_inflight)
+		return TRUE;
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", "1");
+	g_set_error (&error, PPN_ERROR, PPN_ERROR_TOO_MANY_REQUESTS,
+		     _("Too many requests in flight: at most %u creates and deletes may wait at once; retry"
+		       " shortly"),
+		     self->max_inflight);
+	ppn_http_reply_error (msg, error);
+	return FALSE;
+}
+
 static PpnProxyCall *
 ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
 {
@@ -58,6 +93,7 @@ ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *te
 	call->tenant = ppn_tenant_ref (tenant);
 	call->started = started;
 	soup_server_message_pause (msg);
+	ppn_proxy_inflight_add (proxy, tenant, 1);
 	return call;
 }
 
@@ -66,6 +102,7 @@ static void
 ppn_proxy_call_finish (PpnProxyCall *call)
 {
 	ppn_proxy_log (call->msg, call->tenant, call->started);
+	ppn_proxy_inflight_add (call->proxy, call->tenant, -1);
 	soup_server_message_unpause (call->msg);
 	g_object_unref (call->msg);
 	g_object_unref (call->proxy);
@@ -151,6 +188,8 @@ ppn_proxy_create (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenan
 		ppn_http_reply_error (msg, error);
 		return;
 	}
+	if (!ppn_proxy_inflight_allows (self, msg, tenant))
+		return;
 	ppn_controller_create_vm_async (self->controller, tenant, req, NULL, ppn_proxy_create_cb,
 					ppn_proxy_call_new (self, msg, tenant, started));
 }
@@ -298,6 +337,8 @@ ppn_proxy_route (PpnTenantProxy *self,
 			return;
 		}
 		if (method == SOUP_METHOD_DELETE) {
+			if (!ppn_proxy_inflight_allows (self, msg, tenant))
+				return;
 			ppn_controller_delete_vm_async (self->controller, tenant, id, NULL, ppn_proxy_delete_cb,
 							ppn_proxy_call_new (self, msg, tenant, started));
 			return;
@@ -400,6 +441,7 @@ ppn_tenant_proxy_finalize (GObject *object)
 	g_clear_pointer (&self->tenants, ppn_tenants_file_free);
 	g_free (self->tenants_path);
 	g_free (self->listen);
+	g_clear_pointer (&self->inflight, g_hash_table_unref);
 	G_OBJECT_CLASS (ppn_tenant_proxy_parent_class)->finalize (object);
 }
 
@@ -427,6 +469,8 @@ ppn_tenant_proxy_new (PpnController *controller, const PpnFleetConfig *config, G
 	self->limits.max_memory_mib = config->max_memory_mib;
 	self->limits.max_forwards = config->max_forwards;
 	self->max_body = config->max_body;
+	self->max_inflight = config->max_inflight;
+	self->inflight = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	if (!ppn_tenant_proxy_reload (self, error))
 		return NULL;
 	/* tenants do not present client certificates */

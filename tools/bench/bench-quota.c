@@ -1,0 +1,219 @@
+/* bench-quota: the quota gate under a flood.
+ *
+ * A fleet on libvirt's test driver; tenant A has max-vms 5. Each round
+ * fires 200 creates of A at once (200 connections), counts the answers
+ * (201 must be exactly 5), checks the node holds exactly 5 of A's
+ * domains, then deletes them. Meanwhile, and again without the flood,
+ * tenant B creates and deletes one VM at a time: its median create
+ * latency is the reference.
+ *
+ *   tools/bench/bench-quota [-r ROUNDS] [-p PARALLEL]
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "ppn-test-util.h"
+
+static gint rounds = 20;
+static gint parallel = 200;
+
+typedef struct {
+	guint done, created, quota, too_many, other;
+	GPtrArray *ids;
+} Round;
+
+static void
+answer_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Round *r = user_data;
+	SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), res);
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, NULL);
+	guint status = body != NULL ? soup_message_get_status (msg) : 0;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+
+	r->done++;
+	if (status == 201) {
+		r->created++;
+		if (json_parser_load_from_data (parser, g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body), NULL))
+			g_ptr_array_add (r->ids, g_strdup (json_object_get_string_member (
+							 json_node_get_object (json_parser_get_root (parser)), "id")));
+	} else if (status == 403)
+		r->quota++;
+	else if (status == 429)
+		r->too_many++;
+	else
+		r->other++;
+}
+
+static void
+post (PpnTestFleet *fleet, SoupSession *session, const gchar *token, const gchar *name, Round *r)
+{
+	g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
+	g_autofree gchar *auth = g_strconcat ("Bearer ", token, NULL);
+	g_autofree gchar *body = g_strdup_printf ("{\"name\":\"%s\",\"image\":\"test-guest\",\"memory_mib\":64}", name);
+	g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+	g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+
+	soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+	soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+	soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, answer_cb, r);
+}
+
+static guint
+node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
+{
+	guint status = 0, n = 0;
+	g_autoptr(JsonNode) reply = ppn_test_agent_call (fleet, "GET", "/agent/v1/domains", NULL, &status);
+	JsonArray *doms = json_object_get_array_member (json_node_get_object (reply), "domains");
+
+	for (guint i = 0; i < json_array_get_length (doms); i++)
+		if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (doms, i), "tenant"), tenant) == 0)
+			n++;
+	return n;
+}
+
+static gint
+cmp_double (gconstpointer a, gconstpointer b)
+{
+	gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
+	return x < y ? -1 : x > y;
+}
+
+static gdouble
+median (GArray *v)
+{
+	if (v->len == 0)
+		return 0;
+	g_array_sort (v, cmp_double);
+	return g_array_index (v, gdouble, v->len / 2);
+}
+
+/* one create and delete of B, timed; runs the main context while it waits */
+static gdouble
+b_create (PpnTestFleet *fleet, SoupSession *session, guint i)
+{
+	Round r = {0};
+	g_autofree gchar *name = g_strdup_printf ("b%u", i);
+	gint64 t0 = g_get_monotonic_time ();
+	gdouble ms;
+
+	r.ids = g_ptr_array_new_with_free_func (g_free);
+	post (fleet, session, fleet->token2, name, &r);
+	while (r.done == 0)
+		g_main_context_iteration (NULL, TRUE);
+	ms = (g_get_monotonic_time () - t0) / 1000.0;
+	if (r.created != 1)
+		g_error ("B's create failed");
+	{
+		g_autofree gchar *path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (r.ids, 0), NULL);
+		guint status = 0;
+		g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token2, "DELETE", path, NULL, &status, NULL);
+	}
+	g_ptr_array_unref (r.ids);
+	return ms;
+}
+
+typedef struct {
+	PpnTestFleet *fleet;
+	gint round;
+	Round r;
+	volatile gint finished;
+} FloodJob;
+
+/* A's flood runs in its own thread, main context and session, so the
+ * client's own TLS work does not sit in B's way: what B sees is the fleet */
+static gpointer
+flood_thread (gpointer data)
+{
+	FloodJob *job = data;
+	g_autoptr(GMainContext) ctx = g_main_context_new ();
+	g_autoptr(SoupSession) session = NULL;
+
+	g_main_context_push_thread_default (ctx);
+	session = soup_session_new_with_options ("max-conns", parallel + 16, "max-conns-per-host", parallel + 16,
+						 "timeout", 120, NULL);
+	soup_session_set_tls_database (session, soup_session_get_tls_database (job->fleet->session));
+	for (gint i = 0; i < parallel; i++) {
+		g_autofree gchar *name = g_strdup_printf ("a%d-%d", job->round, i);
+		post (job->fleet, session, job->fleet->token1, name, &job->r);
+	}
+	while (job->r.done < (guint)parallel)
+		g_main_context_iteration (ctx, TRUE);
+	g_main_context_pop_thread_default (ctx);
+	g_atomic_int_set (&job->finished, 1);
+	return NULL;
+}
+
+int
+main (int argc, char **argv)
+{
+	const GOptionEntry entries[] = {
+		{"rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "Rounds (default 20)", "N"},
+		{"parallel", 'p', 0, G_OPTION_ARG_INT, &parallel, "Creates fired at once per round (default 200)", "N"},
+		{NULL},
+	};
+	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
+	g_autoptr(GError) error = NULL;
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 5};
+	g_autoptr(PpnTestFleet) fleet = NULL;
+	g_autoptr(SoupSession) session = NULL;
+	g_autoptr(GArray) b_quiet = g_array_new (FALSE, FALSE, sizeof (gdouble));
+	g_autoptr(GArray) b_flood = g_array_new (FALSE, FALSE, sizeof (gdouble));
+	gboolean all_exact = TRUE;
+
+	g_option_context_add_main_entries (ctx, entries, NULL);
+	if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+		g_printerr ("bench-quota: %s\n", error->message);
+		return 2;
+	}
+	fleet = ppn_test_fleet_new (&opts, &error);
+	if (fleet == NULL || !ppn_test_fleet_start_fleetd (fleet, &error) || !ppn_test_fleet_start_agentd (fleet, &error) ||
+	    !ppn_test_fleet_wait_node (fleet, 30, &error)) {
+		g_printerr ("bench-quota: %s\n", error->message);
+		return 1;
+	}
+	session = soup_session_new_with_options ("max-conns", parallel + 16, "max-conns-per-host", parallel + 16,
+						 "timeout", 120, NULL);
+	soup_session_set_tls_database (session, soup_session_get_tls_database (fleet->session));
+
+	for (guint i = 0; i < 20; i++) {
+		gdouble ms = b_create (fleet, session, i);
+		g_array_append_val (b_quiet, ms);
+	}
+
+	g_print ("machine: %u cpus; tenant A max-vms 5, %d creates at once per round, %d rounds\n",
+		 g_get_num_processors (), parallel, rounds);
+	g_print ("%6s %6s %6s %6s %6s %14s\n", "round", "201", "403", "429", "other", "A's domains");
+	for (gint round = 0; round < rounds; round++) {
+		FloodJob job = {fleet, round, {0}, 0};
+		Round *r = &job.r;
+		GThread *thread;
+		guint on_node;
+
+		r->ids = g_ptr_array_new_with_free_func (g_free);
+		thread = g_thread_new ("flood", flood_thread, &job);
+		/* B keeps creating while A's flood is answered */
+		for (guint i = 0; !g_atomic_int_get (&job.finished); i++) {
+			gdouble ms = b_create (fleet, session, 100 + round * 1000 + i);
+			g_array_append_val (b_flood, ms);
+		}
+		g_thread_join (thread);
+		on_node = node_domains_of (fleet, "alice");
+		g_print ("%6d %6u %6u %6u %6u %14u\n", round, r->created, r->quota, r->too_many, r->other, on_node);
+		if (r->created != 5 || on_node != 5)
+			all_exact = FALSE;
+		for (guint i = 0; i < r->ids->len; i++) {
+			g_autofree gchar *path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (r->ids, i), NULL);
+			guint status = 0;
+			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+		}
+		g_ptr_array_unref (r->ids);
+	}
+	g_print ("\nexactly 5 successes and 5 domains in every round: %s\n", all_exact ? "yes" : "NO");
+	g_print ("%-40s %10s %6s\n", "B's create latency", "median ms", "n");
+	g_print ("%-40s %10.1f %6u\n", "without A flooding", median (b_quiet), b_quiet->len);
+	g_print ("%-40s %10.1f %6u\n", "while A floods", median (b_flood), b_flood->len);
+	g_print ("%-40s %10.2f\n", "ratio", median (b_flood) / median (b_quiet));
+	return all_exact ? 0 : 1;
+}

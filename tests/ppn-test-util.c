@@ -426,6 +426,97 @@ ppn_test_node_domains (PpnTestFleet *fleet)
 }
 
 static void
+ppn_test_burst_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PpnTestBurst *b = user_data;
+	SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), res);
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, NULL);
+	guint status = body != NULL ? soup_message_get_status (msg) : 0;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+
+	if (status == 201) {
+		b->created++;
+		if (json_parser_load_from_data (parser, g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body), NULL))
+			g_ptr_array_add (b->ids, g_strdup (json_object_get_string_member (
+							 json_node_get_object (json_parser_get_root (parser)), "id")));
+	} else if (status == 403) {
+		b->quota++;
+	} else if (status == 429) {
+		b->too_many++;
+	} else {
+		b->other++;
+	}
+	g_atomic_int_inc ((gint *)&b->done);
+}
+
+static gpointer
+ppn_test_burst_thread (gpointer data)
+{
+	PpnTestBurst *b = data;
+	g_autoptr(GMainContext) ctx = g_main_context_new ();
+	g_autoptr(SoupSession) session = NULL;
+	g_autofree gchar *url = g_strconcat (b->fleet->url, "/v1/vms", NULL);
+	g_autofree gchar *auth = g_strconcat ("Bearer ", b->token, NULL);
+
+	g_main_context_push_thread_default (ctx);
+	session = soup_session_new_with_options ("max-conns", b->count + 8, "max-conns-per-host", b->count + 8,
+						 "timeout", 120, NULL);
+	soup_session_set_tls_database (session, soup_session_get_tls_database (b->fleet->session));
+	for (guint i = 0; i < b->count; i++) {
+		g_autofree gchar *body = g_strdup_printf (
+			"{\"name\":\"%s%u\",\"image\":\"test-guest\",\"memory_mib\":64}", b->prefix, i);
+		g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+		g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+		soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+		soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+		soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, ppn_test_burst_cb, b);
+	}
+	while ((guint)g_atomic_int_get ((gint *)&b->done) < b->count)
+		g_main_context_iteration (ctx, TRUE);
+	g_main_context_pop_thread_default (ctx);
+	return NULL;
+}
+
+PpnTestBurst *
+ppn_test_burst_start (PpnTestFleet *fleet, const gchar *token, const gchar *prefix, guint count)
+{
+	PpnTestBurst *b = g_new0 (PpnTestBurst, 1);
+
+	b->fleet = fleet;
+	b->token = g_strdup (token);
+	b->prefix = g_strdup (prefix);
+	b->count = count;
+	b->ids = g_ptr_array_new_with_free_func (g_free);
+	b->thread = g_thread_new ("ppn-burst", ppn_test_burst_thread, b);
+	return b;
+}
+
+gboolean
+ppn_test_burst_finished (PpnTestBurst *b)
+{
+	return (guint)g_atomic_int_get ((gint *)&b->done) >= b->count;
+}
+
+void
+ppn_test_burst_join (PpnTestBurst *b)
+{
+	if (b->thread != NULL)
+		g_thread_join (g_steal_pointer (&b->thread));
+}
+
+void
+ppn_test_burst_free (PpnTestBurst *b)
+{
+	if (b == NULL)
+		return;
+	ppn_test_burst_join (b);
+	g_ptr_array_unref (b->ids);
+	g_free (b->token);
+	g_free (b->prefix);
+	g_free (b);
+}
+
+static void
 ppn_test_dump_log (PpnTestFleet *fleet, const gchar *log)
 {
 	g_autofree gchar *path = g_build_filename (fleet->dir, log, NULL);

@@ -62,6 +62,28 @@ JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
 GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
 JsonNode *ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path, const gchar *body,
 			       guint *status);
+/* @count creates of one tenant fired at the same instant, on @count
+ * connections, from a thread of their own; join for the answers */
+typedef struct {
+	PpnTestFleet *fleet;
+	gchar *token;
+	gchar *prefix;
+	guint count;
+	guint done;
+	guint created;
+	guint quota;
+	guint too_many;
+	guint other;
+	GPtrArray *ids; /* of the 201s */
+	GThread *thread;
+} PpnTestBurst;
+
+PpnTestBurst *ppn_test_burst_start (PpnTestFleet *fleet, const gchar *token, const gchar *prefix, guint count);
+gboolean ppn_test_burst_finished (PpnTestBurst *burst);
+void ppn_test_burst_join (PpnTestBurst *burst);
+void ppn_test_burst_free (PpnTestBurst *burst);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnTestBurst, ppn_test_burst_free)
+
 void ppn_test_fleet_free (PpnTestFleet *fleet);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnTestFleet, ppn_test_fleet_free)
 

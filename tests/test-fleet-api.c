@@ -668,6 +668,65 @@ test_quota_reload (void)
 	}
 }
 
+static guint
+node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
+{
+	guint status = 0, n = 0;
+	g_autoptr(JsonNode) reply = ppn_test_agent_call (fleet, "GET", "/agent/v1/domains", NULL, &status);
+	JsonArray *doms = json_object_get_array_member (obj (reply), "domains");
+
+	for (guint i = 0; i < json_array_get_length (doms); i++)
+		if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (doms, i), "tenant"), tenant) == 0)
+			n++;
+	return n;
+}
+
+/* case 02: creates fired at the same instant never exceed the quota */
+static void
+test_quota_race (void)
+{
+	g_autoptr(PpnTestFleet) fleet = start_fleet (2);
+	guint status = 0;
+
+	for (guint round = 0; round < 5; round++) {
+		g_autofree gchar *p1 = g_strdup_printf ("race%u-", round);
+		g_autofree gchar *p2 = g_strdup_printf ("more%u-", round);
+		g_autoptr(PpnTestBurst) first = ppn_test_burst_start (fleet, fleet->token1, p1, 20);
+		g_autoptr(PpnTestBurst) again = NULL;
+		g_autofree gchar *path = NULL;
+
+		ppn_test_burst_join (first);
+		g_test_message ("round %u: %u created, %u over quota, %u other", round, first->created, first->quota,
+				first->other);
+		g_assert_cmpuint (first->created, ==, 2);
+		g_assert_cmpuint (first->quota, ==, 18);
+		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 2);
+		/* one slot freed: exactly one more fits */
+		path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (first->ids, 0), NULL);
+		{
+			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+			g_assert_cmpuint (status, ==, 204);
+		}
+		again = ppn_test_burst_start (fleet, fleet->token1, p2, 5);
+		ppn_test_burst_join (again);
+		g_assert_cmpuint (again->created, ==, 1);
+		g_assert_cmpuint (again->quota, ==, 4);
+		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 2);
+		/* clean for the next round */
+		for (guint i = 1; i < first->ids->len; i++) {
+			g_autofree gchar *p = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (first->ids, i), NULL);
+			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", p, NULL, &status, NULL);
+			g_assert_cmpuint (status, ==, 204);
+		}
+		{
+			g_autofree gchar *p = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (again->ids, 0), NULL);
+			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", p, NULL, &status, NULL);
+			g_assert_cmpuint (status, ==, 204);
+		}
+		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 0);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -681,5 +740,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet-api/restart", test_restart);
 	g_test_add_func ("/fleet-api/flood", test_flood);
 	g_test_add_func ("/fleet-api/quota-reload", test_quota_reload);
+	g_test_add_func ("/fleet-api/quota-race", test_quota_race);
 	return g_test_run ();
 }

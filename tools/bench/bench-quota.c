@@ -114,37 +114,6 @@ b_create (PpnTestFleet *fleet, SoupSession *session, guint i)
 	return ms;
 }
 
-typedef struct {
-	PpnTestFleet *fleet;
-	gint round;
-	Round r;
-	volatile gint finished;
-} FloodJob;
-
-/* A's flood runs in its own thread, main context and session, so the
- * client's own TLS work does not sit in B's way: what B sees is the fleet */
-static gpointer
-flood_thread (gpointer data)
-{
-	FloodJob *job = data;
-	g_autoptr(GMainContext) ctx = g_main_context_new ();
-	g_autoptr(SoupSession) session = NULL;
-
-	g_main_context_push_thread_default (ctx);
-	session = soup_session_new_with_options ("max-conns", parallel + 16, "max-conns-per-host", parallel + 16,
-						 "timeout", 120, NULL);
-	soup_session_set_tls_database (session, soup_session_get_tls_database (job->fleet->session));
-	for (gint i = 0; i < parallel; i++) {
-		g_autofree gchar *name = g_strdup_printf ("a%d-%d", job->round, i);
-		post (job->fleet, session, job->fleet->token1, name, &job->r);
-	}
-	while (job->r.done < (guint)parallel)
-		g_main_context_iteration (ctx, TRUE);
-	g_main_context_pop_thread_default (ctx);
-	g_atomic_int_set (&job->finished, 1);
-	return NULL;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -186,29 +155,26 @@ main (int argc, char **argv)
 		 g_get_num_processors (), parallel, rounds);
 	g_print ("%6s %6s %6s %6s %6s %14s\n", "round", "201", "403", "429", "other", "A's domains");
 	for (gint round = 0; round < rounds; round++) {
-		FloodJob job = {fleet, round, {0}, 0};
-		Round *r = &job.r;
-		GThread *thread;
+		g_autofree gchar *prefix = g_strdup_printf ("a%d-", round);
+		g_autoptr(PpnTestBurst) burst = ppn_test_burst_start (fleet, fleet->token1, prefix, (guint)parallel);
 		guint on_node;
 
-		r->ids = g_ptr_array_new_with_free_func (g_free);
-		thread = g_thread_new ("flood", flood_thread, &job);
 		/* B keeps creating while A's flood is answered */
-		for (guint i = 0; !g_atomic_int_get (&job.finished); i++) {
+		for (guint i = 0; !ppn_test_burst_finished (burst); i++) {
 			gdouble ms = b_create (fleet, session, 100 + round * 1000 + i);
 			g_array_append_val (b_flood, ms);
 		}
-		g_thread_join (thread);
+		ppn_test_burst_join (burst);
 		on_node = node_domains_of (fleet, "alice");
-		g_print ("%6d %6u %6u %6u %6u %14u\n", round, r->created, r->quota, r->too_many, r->other, on_node);
-		if (r->created != 5 || on_node != 5)
+		g_print ("%6d %6u %6u %6u %6u %14u\n", round, burst->created, burst->quota, burst->too_many, burst->other,
+			 on_node);
+		if (burst->created != 5 || on_node != 5)
 			all_exact = FALSE;
-		for (guint i = 0; i < r->ids->len; i++) {
-			g_autofree gchar *path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (r->ids, i), NULL);
+		for (guint i = 0; i < burst->ids->len; i++) {
+			g_autofree gchar *path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (burst->ids, i), NULL);
 			guint status = 0;
 			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
 		}
-		g_ptr_array_unref (r->ids);
 	}
 	g_print ("\nexactly 5 successes and 5 domains in every round: %s\n", all_exact ? "yes" : "NO");
 	g_print ("%-40s %10s %6s\n", "B's create latency", "median ms", "n");

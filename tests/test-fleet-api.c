@@ -727,6 +727,52 @@ test_quota_race (void)
 	}
 }
 
+/* a node that does not answer in agent-timeout: the create fails, its
+ * slot is free at once, and the domain the node made late is reaped */
+static void
+test_agent_timeout (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 1, .fleet_extra = "agent-timeout=2"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
+	const gchar *pid;
+	guint status = 0;
+	gint64 t0, deadline;
+
+	g_assert_no_error (error);
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_start_agentd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_wait_node (fleet, 30, &error);
+	g_assert_no_error (error);
+
+	pid = g_subprocess_get_identifier (fleet->agentd);
+	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGSTOP);
+	t0 = g_get_monotonic_time ();
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms",
+							     "{\"name\":\"late\",\"image\":\"test-guest\"}", &status, NULL);
+		g_assert_cmpuint (status, ==, 503);
+	}
+	g_assert_cmpint (g_get_monotonic_time () - t0, <, 10 * G_USEC_PER_SEC);
+	{
+		g_autoptr(JsonNode) q = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
+		g_assert_cmpint (json_object_get_int_member (obj (q), "used"), ==, 0);
+	}
+	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGCONT);
+	/* whatever the node did with the request it got late, nothing of it
+	 * stays running */
+	deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+	while (node_domains_of (fleet, "alice") != 0 && g_get_monotonic_time () < deadline)
+		g_usleep (200000);
+	g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 0);
+	{
+		g_autofree gchar *id = create_vm (fleet, fleet->token1, "on-time");
+		g_assert_nonnull (id);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -741,5 +787,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet-api/flood", test_flood);
 	g_test_add_func ("/fleet-api/quota-reload", test_quota_reload);
 	g_test_add_func ("/fleet-api/quota-race", test_quota_race);
+	g_test_add_func ("/fleet-api/agent-timeout", test_agent_timeout);
 	return g_test_run ();
 }

@@ -440,7 +440,12 @@ test_bad_requests (void)
 		rss_after = daemon_rss_kib (fleet->fleetd);
 		g_test_message ("ppn-fleetd RSS %" G_GUINT64_FORMAT " KiB before, %" G_GUINT64_FORMAT " KiB after",
 				rss_before, rss_after);
+#if defined(__SANITIZE_ADDRESS__)
+		/* AddressSanitizer keeps freed memory in quarantine: RSS says nothing */
+		(void)rss_after;
+#else
 		g_assert_cmpuint (rss_after, <, rss_before + 8 * 1024);
+#endif
 	}
 	/* unknown endpoint, wrong method */
 	{

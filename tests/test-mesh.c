@@ -239,10 +239,11 @@ test_misdirected_address (MeshFixture *f, gconstpointer data)
 	{
 		/* the fleet places on the liar (it offers the most room) and
 		 * finds someone else's certificate at the address: no create */
+		g_autofree gchar *answer = NULL;
 		g_autoptr(JsonNode) vm = ppn_test_fleet_call (f->fleet, f->fleet->token1, "POST", "/v1/vms",
 							      "{\"name\":\"lured\",\"image\":\"test-guest\"}",
-							      &status, &raw);
-		g_test_message ("%u %s", status, raw);
+							      &status, &answer);
+		g_test_message ("%u %s", status, answer);
 		g_assert_cmpuint (status, ==, 503);
 	}
 	{

@@ -778,6 +778,60 @@ test_agent_timeout (void)
 	}
 }
 
+static guint
+open_fds (GSubprocess *proc)
+{
+	g_autofree gchar *path = g_strdup_printf ("/proc/%s/fd", g_subprocess_get_identifier (proc));
+	g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull (dir);
+	while (g_dir_read_name (dir) != NULL)
+		n++;
+	return n;
+}
+
+/* connections closed by clients are closed by the daemons too: neither
+ * the tenant API nor the mesh (heartbeats) nor the agent keeps them */
+static void
+test_no_fd_leak (void)
+{
+	g_autoptr(PpnTestFleet) fleet = start_fleet (4);
+	guint fleet_before, agent_before, fleet_after, agent_after;
+	guint status = 0;
+
+	g_usleep (2 * G_USEC_PER_SEC);
+	fleet_before = open_fds (fleet->fleetd);
+	agent_before = open_fds (fleet->agentd);
+	for (guint i = 0; i < 50; i++) {
+		/* a fresh client each time, as a script would be */
+		g_autoptr(SoupSession) one = soup_session_new_with_options (
+			"tls-database", soup_session_get_tls_database (fleet->session), NULL);
+		g_autofree gchar *url = g_strconcat (fleet->url, "/v1/quota", NULL);
+		g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+		g_autofree gchar *auth = g_strconcat ("Bearer ", i % 2 == 0 ? fleet->token1 : "nope", NULL);
+		g_autoptr(GBytes) reply = NULL;
+		soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+		reply = soup_session_send_and_read (one, msg, NULL, NULL);
+		g_assert_nonnull (reply);
+	}
+	{
+		/* and a create and delete, which talk to the agent */
+		g_autofree gchar *id = create_vm (fleet, fleet->token1, "fds");
+		g_autofree gchar *path = g_strconcat ("/v1/vms/", id, NULL);
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 204);
+	}
+	/* several heartbeats (one a second) go by */
+	g_usleep (4 * G_USEC_PER_SEC);
+	fleet_after = open_fds (fleet->fleetd);
+	agent_after = open_fds (fleet->agentd);
+	g_test_message ("ppn-fleetd fds %u -> %u, ppn-agentd fds %u -> %u", fleet_before, fleet_after, agent_before,
+			agent_after);
+	g_assert_cmpuint (fleet_after, <=, fleet_before + 4);
+	g_assert_cmpuint (agent_after, <=, agent_before + 4);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -793,5 +847,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet-api/quota-reload", test_quota_reload);
 	g_test_add_func ("/fleet-api/quota-race", test_quota_race);
 	g_test_add_func ("/fleet-api/agent-timeout", test_agent_timeout);
+	g_test_add_func ("/fleet-api/no-fd-leak", test_no_fd_leak);
 	return g_test_run ();
 }

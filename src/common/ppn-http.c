@@ -178,11 +178,25 @@ ppn_http_set_json_body (SoupServerMessage *msg, JsonNode *node)
 	soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, with_nl, len + 1);
 }
 
+/* libsoup 3.2's server never closes a kept-alive connection the client
+ * closed: every one stays in CLOSE-WAIT with its descriptor until the
+ * process runs out of them and stops accepting (measured: one leaked
+ * socket per connection, with or without TLS). Until a fixed libsoup is
+ * the minimum, every answer closes its connection. */
+static void
+ppn_http_set_common_headers (SoupServerMessage *msg)
+{
+	SoupMessageHeaders *hdrs = soup_server_message_get_response_headers (msg);
+
+	soup_message_headers_replace (hdrs, "Cache-Control", "no-store");
+	soup_message_headers_replace (hdrs, "Connection", "close");
+}
+
 void
 ppn_http_reply_json (SoupServerMessage *msg, guint status, JsonNode *node)
 {
 	soup_server_message_set_status (msg, status, NULL);
-	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control", "no-store");
+	ppn_http_set_common_headers (msg);
 	ppn_http_set_json_body (msg, node);
 }
 
@@ -190,6 +204,7 @@ void
 ppn_http_reply_no_content (SoupServerMessage *msg)
 {
 	soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+	ppn_http_set_common_headers (msg);
 	soup_server_message_set_response (msg, NULL, SOUP_MEMORY_STATIC, NULL, 0);
 }
 

@@ -346,8 +346,12 @@ test_json_get_int_missing (void)
 
 	g_assert_true (ppn_json_get_int (obj, "memory_mib", FALSE, 64, 16384, &v, &error));
 	g_assert_cmpint (v, ==, 1);
-	g_assert_true (ppn_json_get_int (obj, "vcpus", FALSE, 1, 8, &v, &error));
+	/* an explicit null is a wrong type, not the default */
+	g_assert_false (ppn_json_get_int (obj, "vcpus", FALSE, 1, 8, &v, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_assert_nonnull (strstr (error->message, "vcpus"));
 	g_assert_cmpint (v, ==, 1);
+	g_clear_error (&error);
 	g_assert_false (ppn_json_get_int (obj, "memory_mib", TRUE, 64, 16384, &v, &error));
 	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
 	g_assert_nonnull (strstr (error->message, "memory_mib"));

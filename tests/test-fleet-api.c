@@ -289,6 +289,17 @@ test_auth (void)
 		g_assert_cmpstr (raw, ==, reference);
 	}
 	{
+		/* two Authorization headers, the second valid: refused */
+		g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
+		g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+		g_autofree gchar *good = g_strconcat ("Bearer ", fleet->token1, NULL);
+		g_autoptr(GBytes) bytes = NULL;
+		soup_message_headers_append (soup_message_get_request_headers (msg), "Authorization", "Bearer wrong");
+		soup_message_headers_append (soup_message_get_request_headers (msg), "Authorization", good);
+		bytes = soup_session_send_and_read (fleet->session, msg, NULL, NULL);
+		g_assert_cmpuint (soup_message_get_status (msg), ==, 401);
+	}
+	{
 		/* identity headers change nothing */
 		g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
 		g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
@@ -363,6 +374,9 @@ test_bad_requests (void)
 		{"[]", 400, "invalid_request", NULL},
 		{"not json", 400, "invalid_request", NULL},
 		{"{\"image\":\"test-guest\"}", 400, "invalid_request", "name"},
+		{"{\"name\":\"x\",\"image\":\"test-guest\",\"vcpus\":null}", 400, "invalid_request", "vcpus"},
+		{"{\"name\":\"x\",\"image\":\"test-guest\"} {\"name\":\"y\"}", 400, "invalid_request", "more than one"},
+		{"{\"name\":\"x\",\"image\":\"test-guest\"}[]", 400, "invalid_request", "more than one"},
 		{NULL, 0, NULL, NULL},
 	};
 	guint status = 0;

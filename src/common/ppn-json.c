@@ -58,9 +58,18 @@ ppn_json_precheck (const gchar *data, gsize len, guint max_depth, GError **error
 	g_autoptr(GArray) stack = g_array_new (FALSE, TRUE, sizeof (PpnJsonLevel));
 	gsize i = 0;
 
+	gboolean done = FALSE;
+
 	g_array_set_clear_func (stack, (GDestroyNotify)ppn_json_level_clear);
 	while (i < len) {
 		gchar c = data[i];
+
+		/* json-glib reads the first value and ignores what follows it */
+		if (done && !g_ascii_isspace (c)) {
+			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+					     _("The request body holds more than one JSON value"));
+			return FALSE;
+		}
 
 		if (c == '\0') {
 			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
@@ -134,6 +143,7 @@ ppn_json_precheck (const gchar *data, gsize len, guint max_depth, GError **error
 		} else if (c == '}' || c == ']') {
 			if (stack->len > 0)
 				g_array_set_size (stack, stack->len - 1);
+			done = stack->len == 0;
 		} else if (c == ',' && stack->len > 0) {
 			PpnJsonLevel *top = &g_array_index (stack, PpnJsonLevel, stack->len - 1);
 			if (top->is_object)
@@ -199,10 +209,16 @@ ppn_json_member (JsonObject *obj, const gchar *member, gboolean required, GError
 {
 	JsonNode *node = json_object_get_member (obj, member);
 
-	if (node == NULL || JSON_NODE_HOLDS_NULL (node)) {
+	if (node == NULL) {
 		if (required)
 			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 				     _("Field '%s' is required"), member);
+		return NULL;
+	}
+	/* null is a wrong type, not a way to ask for the default */
+	if (JSON_NODE_HOLDS_NULL (node)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("Field '%s' must not be null; leave it out for the default"), member);
 		return NULL;
 	}
 	return node;

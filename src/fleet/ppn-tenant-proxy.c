@@ -124,7 +124,9 @@ static PpnTenant *
 ppn_proxy_authenticate (PpnTenantProxy *self, SoupServerMessage *msg, GHashTable *query)
 {
 	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
-	const gchar *auth = soup_message_headers_get_one (hdrs, "Authorization");
+	/* get_list joins repeated headers with commas, which no token has:
+	 * two Authorization headers are refused, not resolved either way */
+	const gchar *auth = soup_message_headers_get_list (hdrs, "Authorization");
 	const gchar *token;
 
 	/* credentials in a URL end up in logs and histories: never accepted */

@@ -314,6 +314,27 @@ ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **e
 	return FALSE;
 }
 
+/* both daemons up and the node registered */
+gboolean
+ppn_test_fleet_start (PpnTestFleet *fleet, GError **error)
+{
+	return ppn_test_fleet_start_fleetd (fleet, error) && ppn_test_fleet_start_agentd (fleet, error) &&
+	       ppn_test_fleet_wait_node (fleet, 30, error);
+}
+
+/* for tests: a whole fleet or a failed test */
+PpnTestFleet *
+ppn_test_fleet_new_started (const PpnTestFleetOptions *opts)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (opts, &error);
+
+	g_assert_no_error (error);
+	ppn_test_fleet_start (fleet, &error);
+	g_assert_no_error (error);
+	return g_steal_pointer (&fleet);
+}
+
 static void
 ppn_test_stop (GSubprocess **proc, gint signum)
 {

@@ -50,6 +50,8 @@ PpnTestFleet *ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **erro
 gboolean ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error);
 gboolean ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error);
 gboolean ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **error);
+gboolean ppn_test_fleet_start (PpnTestFleet *fleet, GError **error);
+PpnTestFleet *ppn_test_fleet_new_started (const PpnTestFleetOptions *opts);
 void ppn_test_fleet_stop_fleetd (PpnTestFleet *fleet, gint signum);
 void ppn_test_fleet_stop_agentd (PpnTestFleet *fleet, gint signum);
 JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,

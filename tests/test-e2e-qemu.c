@@ -71,11 +71,7 @@ test_guest_reachable (void)
 	}
 	fleet = ppn_test_fleet_new (&opts, &error);
 	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
+	ppn_test_fleet_start (fleet, &error);
 	g_assert_no_error (error);
 
 	t0 = g_get_monotonic_time ();
@@ -208,11 +204,7 @@ test_delete_during_create (void)
 	}
 	fleet = ppn_test_fleet_new (&opts, &error);
 	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
+	ppn_test_fleet_start (fleet, &error);
 	g_assert_no_error (error);
 
 	url = g_strconcat (fleet->url, "/v1/vms", NULL);

@@ -12,17 +12,8 @@ static PpnTestFleet *
 start_fleet (guint max_vms)
 {
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .real_guest = FALSE, .max_vms = max_vms};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
 
-	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
-	g_assert_no_error (error);
-	return g_steal_pointer (&fleet);
+	return ppn_test_fleet_new_started (&opts);
 }
 
 static JsonObject *
@@ -544,91 +535,34 @@ test_restart (void)
 	}
 }
 
-typedef struct {
-	guint done;
-	guint created;
-	guint too_many;
-	gboolean retry_after;
-} Flood;
-
-static void
-flood_cb (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Flood *f = user_data;
-	SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), res);
-	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, NULL);
-	guint status = body != NULL ? soup_message_get_status (msg) : 0;
-
-	f->done++;
-	if (status == 201)
-		f->created++;
-	if (status == 429) {
-		f->too_many++;
-		f->retry_after = f->retry_after ||
-				 soup_message_headers_get_one (soup_message_get_response_headers (msg), "Retry-After") != NULL;
-	}
-}
-
-static void
-flood_post (PpnTestFleet *fleet, SoupSession *session, const gchar *token, const gchar *name, Flood *f)
-{
-	g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
-	g_autofree gchar *auth = g_strconcat ("Bearer ", token, NULL);
-	g_autofree gchar *body = g_strdup_printf ("{\"name\":\"%s\",\"image\":\"test-guest\",\"memory_mib\":64}", name);
-	g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
-	g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
-
-	soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
-	soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
-	soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, flood_cb, f);
-}
-
 /* a tenant's flood is bounded (429 with Retry-After past max-inflight),
  * and another tenant is not turned away by it */
 static void
 test_flood (void)
 {
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 100, .fleet_extra = "max-inflight=3"};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
-	g_autoptr(SoupSession) session = soup_session_new_with_options ("max-conns", 64, "max-conns-per-host", 64,
-									"timeout", 60, NULL);
-	Flood alice = {0}, bob = {0};
-	const gchar *pid;
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autoptr(PpnTestBurst) alice = NULL;
+	g_autoptr(PpnTestBurst) bob = NULL;
+	const gchar *pid = g_subprocess_get_identifier (fleet->agentd);
 	gint64 deadline;
 
-	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
-	g_assert_no_error (error);
-	soup_session_set_tls_database (session, soup_session_get_tls_database (fleet->session));
-
 	/* the node stops answering: creates wait for it, and pile up */
-	pid = g_subprocess_get_identifier (fleet->agentd);
 	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGSTOP);
-	for (guint i = 0; i < 10; i++) {
-		g_autofree gchar *name = g_strdup_printf ("flood%u", i);
-		flood_post (fleet, session, fleet->token1, name, &alice);
-	}
-	deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
-	while (alice.too_many < 7 && g_get_monotonic_time () < deadline)
-		g_main_context_iteration (NULL, FALSE);
-	flood_post (fleet, session, fleet->token2, "calm", &bob);
-	deadline = g_get_monotonic_time () + 1 * G_USEC_PER_SEC;
-	while (g_get_monotonic_time () < deadline)
-		g_main_context_iteration (NULL, FALSE);
+	alice = ppn_test_burst_start (fleet, fleet->token1, "flood", 10);
+	deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+	while (g_atomic_int_get ((gint *)&alice->done) < 7 && g_get_monotonic_time () < deadline)
+		g_usleep (20000);
+	bob = ppn_test_burst_start (fleet, fleet->token2, "calm", 1);
+	g_usleep (G_USEC_PER_SEC);
 	kill ((pid_t)g_ascii_strtoll (pid, NULL, 10), SIGCONT);
-	while (alice.done < 10 || bob.done < 1)
-		g_main_context_iteration (NULL, TRUE);
-	g_test_message ("alice: %u created, %u told to retry; bob: %u created", alice.created, alice.too_many,
-			bob.created);
-	g_assert_cmpuint (alice.created, ==, 3);
-	g_assert_cmpuint (alice.too_many, ==, 7);
-	g_assert_true (alice.retry_after);
-	g_assert_cmpuint (bob.created, ==, 1);
+	ppn_test_burst_join (alice);
+	ppn_test_burst_join (bob);
+	g_test_message ("alice: %u created, %u told to retry; bob: %u created", alice->created, alice->too_many,
+			bob->created);
+	g_assert_cmpuint (alice->created, ==, 3);
+	g_assert_cmpuint (alice->too_many, ==, 7);
+	g_assert_cmpuint (bob->created, ==, 1);
 }
 
 static void
@@ -759,11 +693,7 @@ test_agent_timeout (void)
 	gint64 t0, deadline;
 
 	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
+	ppn_test_fleet_start (fleet, &error);
 	g_assert_no_error (error);
 
 	pid = g_subprocess_get_identifier (fleet->agentd);

@@ -90,11 +90,7 @@ fixture_setup (MeshFixture *f, gconstpointer data)
 
 	f->fleet = ppn_test_fleet_new (&opts, &error);
 	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (f->fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (f->fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (f->fleet, 30, &error);
+	ppn_test_fleet_start (f->fleet, &error);
 	g_assert_no_error (error);
 	f->mesh_url = g_strdup_printf ("https://127.0.0.1:%u", f->fleet->mesh_port);
 	ca_pem = g_build_filename (f->fleet->ca_dir, "ca.pem", NULL);

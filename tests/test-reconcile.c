@@ -13,17 +13,8 @@ start_fleet (guint node_timeout, guint lost_grace)
 {
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 50,
 				    .node_timeout = node_timeout, .lost_grace = lost_grace};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new (&opts, &error);
 
-	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
-	g_assert_no_error (error);
-	return g_steal_pointer (&fleet);
+	return ppn_test_fleet_new_started (&opts);
 }
 
 /* vm id -> state, as the tenant sees them */
@@ -350,11 +341,7 @@ test_disk_full (void)
 		g_test_skip ("cannot mount a tmpfs here (not root?)");
 		return;
 	}
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
+	ppn_test_fleet_start (fleet, &error);
 	g_assert_no_error (error);
 	id = create_vm (fleet, "before");
 	path = g_strconcat ("/v1/vms/", id, NULL);

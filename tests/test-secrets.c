@@ -77,11 +77,7 @@ test_token_nowhere (void)
 	guint files = 0, status = 0;
 
 	g_assert_no_error (error);
-	ppn_test_fleet_start_fleetd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start_agentd (fleet, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_wait_node (fleet, 30, &error);
+	ppn_test_fleet_start (fleet, &error);
 	g_assert_no_error (error);
 
 	/* valid use, the whole lifecycle */

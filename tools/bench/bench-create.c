@@ -146,8 +146,7 @@ main (int argc, char **argv)
 	}
 	machine ();
 	fleet = ppn_test_fleet_new (&opts, &error);
-	if (fleet == NULL || !ppn_test_fleet_start_fleetd (fleet, &error) ||
-	    !ppn_test_fleet_start_agentd (fleet, &error) || !ppn_test_fleet_wait_node (fleet, 30, &error)) {
+	if (fleet == NULL || !ppn_test_fleet_start (fleet, &error)) {
 		g_printerr ("bench-create: %s\n", error->message);
 		return 1;
 	}

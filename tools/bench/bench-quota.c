@@ -18,48 +18,6 @@
 static gint rounds = 20;
 static gint parallel = 200;
 
-typedef struct {
-	guint done, created, quota, too_many, other;
-	GPtrArray *ids;
-} Round;
-
-static void
-answer_cb (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Round *r = user_data;
-	SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), res);
-	g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), res, NULL);
-	guint status = body != NULL ? soup_message_get_status (msg) : 0;
-	g_autoptr(JsonParser) parser = json_parser_new ();
-
-	r->done++;
-	if (status == 201) {
-		r->created++;
-		if (json_parser_load_from_data (parser, g_bytes_get_data (body, NULL), (gssize)g_bytes_get_size (body), NULL))
-			g_ptr_array_add (r->ids, g_strdup (json_object_get_string_member (
-							 json_node_get_object (json_parser_get_root (parser)), "id")));
-	} else if (status == 403)
-		r->quota++;
-	else if (status == 429)
-		r->too_many++;
-	else
-		r->other++;
-}
-
-static void
-post (PpnTestFleet *fleet, SoupSession *session, const gchar *token, const gchar *name, Round *r)
-{
-	g_autofree gchar *url = g_strconcat (fleet->url, "/v1/vms", NULL);
-	g_autofree gchar *auth = g_strconcat ("Bearer ", token, NULL);
-	g_autofree gchar *body = g_strdup_printf ("{\"name\":\"%s\",\"image\":\"test-guest\",\"memory_mib\":64}", name);
-	g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
-	g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
-
-	soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
-	soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
-	soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, answer_cb, r);
-}
-
 static guint
 node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
 {
@@ -89,28 +47,22 @@ median (GArray *v)
 	return g_array_index (v, gdouble, v->len / 2);
 }
 
-/* one create and delete of B, timed; runs the main context while it waits */
+/* one create and delete of B, timed */
 static gdouble
-b_create (PpnTestFleet *fleet, SoupSession *session, guint i)
+b_create (PpnTestFleet *fleet, guint i)
 {
-	Round r = {0};
-	g_autofree gchar *name = g_strdup_printf ("b%u", i);
+	g_autofree gchar *body = g_strdup_printf ("{\"name\":\"b%u\",\"image\":\"test-guest\",\"memory_mib\":64}", i);
+	guint status = 0;
 	gint64 t0 = g_get_monotonic_time ();
-	gdouble ms;
+	g_autoptr(JsonNode) vm = ppn_test_fleet_call (fleet, fleet->token2, "POST", "/v1/vms", body, &status, NULL);
+	gdouble ms = (g_get_monotonic_time () - t0) / 1000.0;
+	g_autofree gchar *path = NULL;
 
-	r.ids = g_ptr_array_new_with_free_func (g_free);
-	post (fleet, session, fleet->token2, name, &r);
-	while (r.done == 0)
-		g_main_context_iteration (NULL, TRUE);
-	ms = (g_get_monotonic_time () - t0) / 1000.0;
-	if (r.created != 1)
-		g_error ("B's create failed");
-	{
-		g_autofree gchar *path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (r.ids, 0), NULL);
-		guint status = 0;
-		g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token2, "DELETE", path, NULL, &status, NULL);
-	}
-	g_ptr_array_unref (r.ids);
+	if (status != 201)
+		g_error ("B's create failed: %u", status);
+	path = g_strconcat ("/v1/vms/", json_object_get_string_member (json_node_get_object (vm), "id"), NULL);
+	g_clear_pointer (&vm, json_node_unref);
+	vm = ppn_test_fleet_call (fleet, fleet->token2, "DELETE", path, NULL, &status, NULL);
 	return ms;
 }
 
@@ -126,7 +78,6 @@ main (int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 5};
 	g_autoptr(PpnTestFleet) fleet = NULL;
-	g_autoptr(SoupSession) session = NULL;
 	g_autoptr(GArray) b_quiet = g_array_new (FALSE, FALSE, sizeof (gdouble));
 	g_autoptr(GArray) b_flood = g_array_new (FALSE, FALSE, sizeof (gdouble));
 	gboolean all_exact = TRUE;
@@ -137,17 +88,13 @@ main (int argc, char **argv)
 		return 2;
 	}
 	fleet = ppn_test_fleet_new (&opts, &error);
-	if (fleet == NULL || !ppn_test_fleet_start_fleetd (fleet, &error) || !ppn_test_fleet_start_agentd (fleet, &error) ||
-	    !ppn_test_fleet_wait_node (fleet, 30, &error)) {
+	if (fleet == NULL || !ppn_test_fleet_start (fleet, &error)) {
 		g_printerr ("bench-quota: %s\n", error->message);
 		return 1;
 	}
-	session = soup_session_new_with_options ("max-conns", parallel + 16, "max-conns-per-host", parallel + 16,
-						 "timeout", 120, NULL);
-	soup_session_set_tls_database (session, soup_session_get_tls_database (fleet->session));
 
 	for (guint i = 0; i < 20; i++) {
-		gdouble ms = b_create (fleet, session, i);
+		gdouble ms = b_create (fleet, i);
 		g_array_append_val (b_quiet, ms);
 	}
 
@@ -161,7 +108,7 @@ main (int argc, char **argv)
 
 		/* B keeps creating while A's flood is answered */
 		for (guint i = 0; !ppn_test_burst_finished (burst); i++) {
-			gdouble ms = b_create (fleet, session, 100 + round * 1000 + i);
+			gdouble ms = b_create (fleet, 100 + round * 1000 + i);
 			g_array_append_val (b_flood, ms);
 		}
 		ppn_test_burst_join (burst);

@@ -423,6 +423,43 @@ ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path
 	return json_node_ref (json_parser_get_root (parser));
 }
 
+/* how many domains the agent reports for @tenant (from their metadata) */
+guint
+ppn_test_node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
+{
+	guint status = 0, n = 0;
+	g_autoptr(JsonNode) reply = ppn_test_agent_call (fleet, "GET", "/agent/v1/domains", NULL, &status);
+	JsonArray *doms;
+
+	g_assert_cmpuint (status, ==, 200);
+	doms = json_object_get_array_member (json_node_get_object (reply), "domains");
+	for (guint i = 0; i < json_array_get_length (doms); i++) {
+		JsonObject *d = json_array_get_object_element (doms, i);
+		if (g_strcmp0 (json_object_get_string_member (d, "tenant"), tenant) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* GET http://127.0.0.1:port/ with a short timeout: a forward accepts
+ * connections before its guest is up, so a request can hang */
+gchar *
+ppn_test_http_get (guint16 port, GError **error)
+{
+	g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 2, NULL);
+	g_autofree gchar *url = g_strdup_printf ("http://127.0.0.1:%u/", port);
+	g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+	g_autoptr(GBytes) body = soup_session_send_and_read (session, msg, NULL, error);
+
+	if (body == NULL)
+		return NULL;
+	if (soup_message_get_status (msg) != 200) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u", soup_message_get_status (msg));
+		return NULL;
+	}
+	return g_strstrip (g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body)));
+}
+
 /* the ppn- domains libvirt has for this test's node, read with virsh */
 GPtrArray *
 ppn_test_node_domains (PpnTestFleet *fleet)

@@ -279,26 +279,13 @@ qemu_pid (const gchar *domain)
 	return (gint)g_ascii_strtoll (contents, NULL, 10);
 }
 
-static gchar *
-http_get (guint16 port)
-{
-	g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 2, NULL);
-	g_autofree gchar *url = g_strdup_printf ("http://127.0.0.1:%u/", port);
-	g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
-	g_autoptr(GBytes) body = soup_session_send_and_read (session, msg, NULL, NULL);
-
-	if (body == NULL || soup_message_get_status (msg) != 200)
-		return NULL;
-	return g_strstrip (g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body)));
-}
-
 static gboolean
 guest_answers (guint16 port, const gchar *vm_id, guint timeout_s)
 {
 	gint64 deadline = g_get_monotonic_time () + (gint64)timeout_s * G_USEC_PER_SEC;
 
 	while (g_get_monotonic_time () < deadline) {
-		g_autofree gchar *answer = http_get (port);
+		g_autofree gchar *answer = ppn_test_http_get (port, NULL);
 		if (g_strcmp0 (answer, vm_id) == 0)
 			return TRUE;
 		g_usleep (200000);

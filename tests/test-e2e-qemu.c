@@ -17,25 +17,6 @@ obj (JsonNode *node)
 	return json_node_get_object (node);
 }
 
-/* GET http://127.0.0.1:port/ with a short timeout: the forward accepts
- * connections before the guest is up, so a request can hang */
-static gchar *
-http_get (guint16 port, GError **error)
-{
-	g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 2, NULL);
-	g_autofree gchar *url = g_strdup_printf ("http://127.0.0.1:%u/", port);
-	g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
-	g_autoptr(GBytes) body = soup_session_send_and_read (session, msg, NULL, error);
-
-	if (body == NULL)
-		return NULL;
-	if (soup_message_get_status (msg) != 200) {
-		g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "HTTP %u", soup_message_get_status (msg));
-		return NULL;
-	}
-	return g_strstrip (g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body)));
-}
-
 static gboolean
 port_open (guint16 port)
 {
@@ -104,7 +85,7 @@ test_guest_reachable (void)
 	while (g_get_monotonic_time () - t0 < GUEST_TIMEOUT_S * G_USEC_PER_SEC) {
 		g_autoptr(GError) get_error = NULL;
 		g_free (answer);
-		answer = http_get (host_port, &get_error);
+		answer = ppn_test_http_get (host_port, &get_error);
 		if (answer != NULL && g_strcmp0 (answer, id) == 0)
 			break;
 		g_usleep (200000);
@@ -131,7 +112,7 @@ test_guest_reachable (void)
 	}
 	{
 		/* and A's guest still answers */
-		g_autofree gchar *again = http_get (host_port, NULL);
+		g_autofree gchar *again = ppn_test_http_get (host_port, NULL);
 		g_assert_cmpstr (again, ==, id);
 	}
 

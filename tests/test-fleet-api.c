@@ -621,19 +621,6 @@ test_quota_reload (void)
 	}
 }
 
-static guint
-node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
-{
-	guint status = 0, n = 0;
-	g_autoptr(JsonNode) reply = ppn_test_agent_call (fleet, "GET", "/agent/v1/domains", NULL, &status);
-	JsonArray *doms = json_object_get_array_member (obj (reply), "domains");
-
-	for (guint i = 0; i < json_array_get_length (doms); i++)
-		if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (doms, i), "tenant"), tenant) == 0)
-			n++;
-	return n;
-}
-
 /* case 02: creates fired at the same instant never exceed the quota */
 static void
 test_quota_race (void)
@@ -653,7 +640,7 @@ test_quota_race (void)
 				first->other);
 		g_assert_cmpuint (first->created, ==, 2);
 		g_assert_cmpuint (first->quota, ==, 18);
-		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 2);
+		g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 2);
 		/* one slot freed: exactly one more fits */
 		path = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (first->ids, 0), NULL);
 		{
@@ -664,7 +651,7 @@ test_quota_race (void)
 		ppn_test_burst_join (again);
 		g_assert_cmpuint (again->created, ==, 1);
 		g_assert_cmpuint (again->quota, ==, 4);
-		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 2);
+		g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 2);
 		/* clean for the next round */
 		for (guint i = 1; i < first->ids->len; i++) {
 			g_autofree gchar *p = g_strconcat ("/v1/vms/", (const gchar *)g_ptr_array_index (first->ids, i), NULL);
@@ -676,7 +663,7 @@ test_quota_race (void)
 			g_autoptr(JsonNode) d = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", p, NULL, &status, NULL);
 			g_assert_cmpuint (status, ==, 204);
 		}
-		g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 0);
+		g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 0);
 	}
 }
 
@@ -713,9 +700,9 @@ test_agent_timeout (void)
 	/* whatever the node did with the request it got late, nothing of it
 	 * stays running */
 	deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-	while (node_domains_of (fleet, "alice") != 0 && g_get_monotonic_time () < deadline)
+	while (ppn_test_node_domains_of (fleet, "alice") != 0 && g_get_monotonic_time () < deadline)
 		g_usleep (200000);
-	g_assert_cmpuint (node_domains_of (fleet, "alice"), ==, 0);
+	g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 0);
 	{
 		g_autofree gchar *id = create_vm (fleet, fleet->token1, "on-time");
 		g_assert_nonnull (id);

@@ -36,25 +36,12 @@ percentile (GArray *v, gdouble p)
 	return g_array_index (v, gdouble, idx);
 }
 
-static gchar *
-http_get (guint16 port)
-{
-	g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 2, NULL);
-	g_autofree gchar *url = g_strdup_printf ("http://127.0.0.1:%u/", port);
-	g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
-	g_autoptr(GBytes) body = soup_session_send_and_read (session, msg, NULL, NULL);
-
-	if (body == NULL || soup_message_get_status (msg) != 200)
-		return NULL;
-	return g_strstrip (g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body)));
-}
-
 /* ms from @t0 until GET / on @port answers @expect */
 static gdouble
 wait_answer (guint16 port, const gchar *expect, gint64 t0)
 {
 	while (g_get_monotonic_time () - t0 < 180 * G_USEC_PER_SEC) {
-		g_autofree gchar *got = http_get (port);
+		g_autofree gchar *got = ppn_test_http_get (port, NULL);
 		if (g_strcmp0 (got, expect) == 0)
 			return (g_get_monotonic_time () - t0) / 1000.0;
 		g_usleep (20000);

@@ -18,19 +18,6 @@
 static gint rounds = 20;
 static gint parallel = 200;
 
-static guint
-node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
-{
-	guint status = 0, n = 0;
-	g_autoptr(JsonNode) reply = ppn_test_agent_call (fleet, "GET", "/agent/v1/domains", NULL, &status);
-	JsonArray *doms = json_object_get_array_member (json_node_get_object (reply), "domains");
-
-	for (guint i = 0; i < json_array_get_length (doms); i++)
-		if (g_strcmp0 (json_object_get_string_member (json_array_get_object_element (doms, i), "tenant"), tenant) == 0)
-			n++;
-	return n;
-}
-
 static gint
 cmp_double (gconstpointer a, gconstpointer b)
 {
@@ -112,7 +99,7 @@ main (int argc, char **argv)
 			g_array_append_val (b_flood, ms);
 		}
 		ppn_test_burst_join (burst);
-		on_node = node_domains_of (fleet, "alice");
+		on_node = ppn_test_node_domains_of (fleet, "alice");
 		g_print ("%6d %6u %6u %6u %6u %14u\n", round, burst->created, burst->quota, burst->too_many, burst->other,
 			 on_node);
 		if (burst->created != 5 || on_node != 5)

@@ -32,11 +32,12 @@ ppn_http_accept_certificate_cb (SoupServerMessage *msg,
 			   error != NULL ? ": " : "", error != NULL ? error->message : "");
 		return FALSE;
 	}
-	/* libsoup 3.2 gives the peer certificate to the first message of a
-	 * connection only; keep the verified one with the socket for the
-	 * messages that follow on the same connection */
-	g_object_set_data_full (G_OBJECT (soup_server_message_get_socket (msg)), PPN_HTTP_PEER_KEY,
-				g_object_ref (cert), g_object_unref);
+	/* the verified certificate goes with the message the handshake belongs
+	 * to; every connection carries one request (see Connection: close
+	 * below), so no later message needs it. Not with the socket: libsoup
+	 * 3.2 leaks each connection's GSocket, and a certificate hanging off
+	 * it would leak with it. */
+	g_object_set_data_full (G_OBJECT (msg), PPN_HTTP_PEER_KEY, g_object_ref (cert), g_object_unref);
 	return TRUE;
 }
 
@@ -95,6 +96,9 @@ ppn_http_limit_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer 
 {
 	g_object_set_data (G_OBJECT (msg), PPN_HTTP_MAX_BODY_KEY,
 			   g_object_get_data (G_OBJECT (server), PPN_HTTP_MAX_BODY_KEY));
+	/* from the start, so that answers libsoup makes itself (a malformed
+	 * request line, say) close their connection too */
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
 	g_signal_connect (msg, "got-headers", G_CALLBACK (ppn_http_got_headers_cb), NULL);
 	g_signal_connect (msg, "got-chunk", G_CALLBACK (ppn_http_got_chunk_cb), NULL);
 }
@@ -285,13 +289,10 @@ ppn_http_read_json (SoupServerMessage *msg, gsize max_body, GError **error)
 gboolean
 ppn_http_peer_identity (SoupServerMessage *msg, PpnTlsRole *role, gchar **name, GError **error)
 {
-	GSocket *socket = soup_server_message_get_socket (msg);
-	GTlsCertificate *peer = NULL;
-
 	/* only a certificate our accept-certificate handler verified counts,
 	 * so a server built without a client CA is never mistaken for one */
-	if (socket != NULL)
-		peer = g_object_get_data (G_OBJECT (socket), PPN_HTTP_PEER_KEY);
+	GTlsCertificate *peer = g_object_get_data (G_OBJECT (msg), PPN_HTTP_PEER_KEY);
+
 	if (peer == NULL) {
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNAUTHORIZED,
 				     _("A client certificate issued by the fleet CA is required"));

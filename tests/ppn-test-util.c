@@ -124,6 +124,13 @@ ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
 	base = 30000 + (guint)(getpid () % 300) * 100 + (counter % 2) * 50;
 	fleet->port_first = (guint16)base;
 	fleet->port_last = (guint16)(base + 49);
+	/* the daemons' own ports, below the kernel's ephemeral range (32768
+	 * and up), so that a daemon restarted on its port never finds it
+	 * taken by some process's outgoing connection */
+	base = 20000 + ((guint)getpid () * 7 + counter * 3) % 3000 * 4;
+	fleet->tenant_port = (guint16)base;
+	fleet->mesh_port = (guint16)(base + 1);
+	fleet->agent_port = (guint16)(base + 2);
 
 	fleet_pem = g_build_filename (fleet->dir, "fleet.pem", NULL);
 	fleet_key = g_build_filename (fleet->dir, "fleet-key.pem", NULL);
@@ -231,8 +238,7 @@ ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
 	g_autofree gchar *line = NULL;
 	guint tp = 0, mp = 0;
 	const gchar *ports;
-	/* ephemeral ports the first time, the same ones on a restart so the
-	 * agents find the fleet again */
+	/* the same ports on a restart, so the agents find the fleet again */
 	g_autofree gchar *conf = g_strdup_printf (
 		"[fleet]\ntenant-listen=127.0.0.1:%u\nmesh-listen=127.0.0.1:%u\n"
 		"state-dir=%s/fleet\ntenants-file=tenants.conf\nnode-timeout=%u\nlost-grace=%u\n%s\n"
@@ -269,12 +275,7 @@ ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
 	g_autofree gchar *conf = NULL;
 	g_autofree gchar *line = NULL;
 
-	/* a restarted agent listens where it did before */
-	guint port = 0;
-	if (fleet->agent_url != NULL) {
-		const gchar *colon = strrchr (fleet->agent_url, ':');
-		port = colon != NULL ? (guint)g_ascii_strtoull (colon + 1, NULL, 10) : 0;
-	}
+	guint port = fleet->agent_port;
 	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
 				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
 				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"

@@ -33,6 +33,7 @@ typedef struct {
 	gchar *agent_url;
 	guint16 tenant_port;
 	guint16 mesh_port;
+	guint16 agent_port;
 	guint16 port_first;
 	guint16 port_last;
 	GSubprocess *fleetd;

@@ -461,6 +461,28 @@ ppn_test_http_get (guint16 port, GError **error)
 	return g_strstrip (g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body)));
 }
 
+/* the first of @count consecutive loopback TCP ports that are free now */
+guint16
+ppn_test_free_port_range (guint count)
+{
+	for (guint attempt = 0; attempt < 50; attempt++) {
+		guint16 base = (guint16)g_random_int_range (30000, 60000);
+		gboolean ok = TRUE;
+
+		for (guint i = 0; i < count && ok; i++) {
+			g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+							     G_SOCKET_PROTOCOL_TCP, NULL);
+			g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+			g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, (guint16)(base + i));
+			ok = g_socket_bind (s, sa, TRUE, NULL);
+		}
+		if (ok)
+			return base;
+	}
+	g_assert_not_reached ();
+	return 0;
+}
+
 /* the ppn- domains libvirt has for this test's node, read with virsh */
 GPtrArray *
 ppn_test_node_domains (PpnTestFleet *fleet)

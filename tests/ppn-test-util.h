@@ -65,6 +65,7 @@ JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
 GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
 guint ppn_test_node_domains_of (PpnTestFleet *fleet, const gchar *tenant);
 gchar *ppn_test_http_get (guint16 port, GError **error);
+guint16 ppn_test_free_port_range (guint count);
 JsonNode *ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path, const gchar *body,
 			       guint *status);
 /* @count creates of one tenant fired at the same instant, on @count

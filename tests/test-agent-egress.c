@@ -23,6 +23,7 @@
 #include "ppn-domain-xml.h"
 #include "ppn-error.h"
 #include "ppn-forward.h"
+#include "ppn-test-util.h"
 
 #define LIBVIRT_URI "qemu:///system"
 /* from the domains running to the guests answering; the creates
@@ -110,27 +111,6 @@ listener_heard_from (Listener *l, const gchar *vm_id)
 			return TRUE;
 	}
 	return FALSE;
-}
-
-static guint16
-free_base (void)
-{
-	for (guint attempt = 0; attempt < 50; attempt++) {
-		guint16 base = (guint16)g_random_int_range (30000, 60000);
-		gboolean ok = TRUE;
-
-		for (guint i = 0; i < N_PORTS && ok; i++) {
-			g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-							     G_SOCKET_PROTOCOL_TCP, NULL);
-			g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-			g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, base + i);
-			ok = g_socket_bind (s, sa, TRUE, NULL);
-		}
-		if (ok)
-			return base;
-	}
-	g_assert_not_reached ();
-	return 0;
 }
 
 static void
@@ -320,7 +300,7 @@ test_egress (void)
 
 	/* the harness's sweep destroys domains of test-<run id>- nodes */
 	fx->node_id = g_strdup_printf ("test-%s-egress-%u", run_id != NULL ? run_id : "manual", (guint)getpid ());
-	base = free_base ();
+	base = ppn_test_free_port_range (N_PORTS);
 	conf = g_strdup_printf ("[agent]\nnode-id=%s\nfleet-url=https://127.0.0.1:9443\n"
 				"libvirt-uri=" LIBVIRT_URI "\nstate-dir=%s/state\nimage-dir=%s\n"
 				"port-range=%u-%u\naccel=tcg\n",

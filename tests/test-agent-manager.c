@@ -12,6 +12,7 @@
 #include "ppn-domain-xml.h"
 #include "ppn-error.h"
 #include "ppn-forward.h"
+#include "ppn-test-util.h"
 
 #define N_PORTS 10
 
@@ -30,27 +31,6 @@ test_virt_error_func (void *user_data, virErrorPtr err)
 {
 }
 
-static guint16
-free_base (void)
-{
-	for (guint attempt = 0; attempt < 50; attempt++) {
-		guint16 base = (guint16)g_random_int_range (30000, 60000);
-		gboolean ok = TRUE;
-
-		for (guint i = 0; i < N_PORTS && ok; i++) {
-			g_autoptr(GSocket) s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-							     G_SOCKET_PROTOCOL_TCP, NULL);
-			g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-			g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, base + i);
-			ok = g_socket_bind (s, sa, TRUE, NULL);
-		}
-		if (ok)
-			return base;
-	}
-	g_assert_not_reached ();
-	return 0;
-}
-
 static void
 fixture_setup (Fixture *fx, gconstpointer data)
 {
@@ -60,7 +40,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 	g_autofree gchar *backing = NULL;
 	g_autofree gchar *image_dir = NULL;
 	g_autofree gchar *image_conf = NULL;
-	guint16 base = free_base ();
+	guint16 base = ppn_test_free_port_range (N_PORTS);
 	const gchar *accel = data != NULL ? data : "tcg";
 
 	fx->dir = g_dir_make_tmp ("ppn-manager-XXXXXX", &error);

@@ -15,6 +15,7 @@ struct _PpnController {
 	GObject parent_instance;
 	PpnStore *store;
 	PpnAgentClient *agents;
+	PpnAudit *audit;
 	PpnRegistry *registry;
 	PpnNodes *nodes;
 	GHashTable *delete_waiters; /* vm id -> GPtrArray of GTask */
@@ -48,6 +49,58 @@ ppn_controller_op_free (PpnControllerOp *op)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnControllerOp, ppn_controller_op_free)
 
+/* A tenant's create, delete or show, through its steps: every one ends in
+ * an audit record, written before the tenant hears the answer. */
+typedef struct {
+	const gchar *op; /* "create", "destroy", "show" */
+	PpnTenant *tenant;
+	PpnVmRequest *req; /* create only */
+	gchar *vm_id;
+	gchar *request_id;
+	PpnVm *vm;
+	GError *error;	 /* the answer, once the record of it is written */
+	guint64 receipt; /* ledger index of that record */
+	gchar *detail;	 /* for operators only, in the audit file */
+} PpnLifecycle;
+
+static void
+ppn_lifecycle_free (PpnLifecycle *lc)
+{
+	ppn_tenant_unref (lc->tenant);
+	g_clear_pointer (&lc->req, ppn_vm_request_free);
+	g_free (lc->vm_id);
+	g_free (lc->request_id);
+	g_clear_pointer (&lc->vm, ppn_vm_unref);
+	g_clear_error (&lc->error);
+	g_free (lc->detail);
+	g_free (lc);
+}
+
+static GTask *
+ppn_lifecycle_task_new (PpnController *self,
+			const gchar *op,
+			PpnTenant *tenant,
+			const gchar *vm_id,
+			const gchar *request_id,
+			gpointer source_tag,
+			GAsyncReadyCallback callback,
+			gpointer user_data)
+{
+	GTask *task = g_task_new (self, NULL, callback, user_data);
+	PpnLifecycle *lc = g_new0 (PpnLifecycle, 1);
+
+	lc->op = op;
+	lc->tenant = ppn_tenant_ref (tenant);
+	lc->vm_id = g_strdup (vm_id);
+	lc->request_id = g_strdup (request_id);
+	lc->receipt = PPN_RECEIPT_NONE;
+	g_task_set_source_tag (task, source_tag);
+	g_task_set_task_data (task, lc, (GDestroyNotify)ppn_lifecycle_free);
+	return task;
+}
+
+static void ppn_controller_answer (PpnController *self, GTask *task, const gchar *outcome, GError *error);
+
 G_DEFINE_TYPE (PpnController, ppn_controller, G_TYPE_OBJECT)
 
 /* One message for a VM that does not exist and for one that belongs to
@@ -58,18 +111,22 @@ ppn_controller_set_not_found (GError **error)
 	g_set_error_literal (error, PPN_ERROR, PPN_ERROR_NOT_FOUND, _("No such VM"));
 }
 
-/* the single ownership check every tenant path goes through */
+/* the single ownership check every tenant path goes through; @why, for
+ * the operators' audit file only, says which of the two it was */
 static PpnVm *
-ppn_controller_lookup_owned (PpnController *self, PpnTenant *tenant, const gchar *id, GError **error)
+ppn_controller_lookup_owned_why (PpnController *self, PpnTenant *tenant, const gchar *id, gchar **why, GError **error)
 {
 	PpnVm *vm = ppn_registry_lookup (self->registry, id);
 
 	if (vm == NULL || g_strcmp0 (vm->tenant, ppn_tenant_get_name (tenant)) != 0) {
+		if (why != NULL)
+			*why = g_strdup (vm == NULL ? "no such VM" : "the VM belongs to another tenant");
 		ppn_controller_set_not_found (error);
 		return NULL;
 	}
 	return vm;
 }
+
 
 static gboolean
 ppn_controller_set_state (PpnController *self, PpnVm *vm, PpnVmState state, GError **error)
@@ -146,10 +203,8 @@ ppn_controller_wake_waiters (PpnController *self, PpnVm *vm, const GError *error
 	g_free (key);
 	for (guint i = 0; i < waiters->len; i++) {
 		GTask *task = g_ptr_array_index (waiters, i);
-		if (error != NULL)
-			g_task_return_error (task, g_error_copy (error));
-		else
-			g_task_return_boolean (task, TRUE);
+		ppn_controller_answer (self, g_object_ref (task), error != NULL ? "failure" : "success",
+				       error != NULL ? g_error_copy (error) : NULL);
 	}
 }
 
@@ -236,6 +291,121 @@ ppn_controller_cleanup_cb (GObject *source, GAsyncResult *res, gpointer user_dat
 			   vm->id, vm->node, error->message);
 }
 
+/* ---- answers, each on the record ---------------------------------------- */
+
+static const gchar *
+ppn_controller_error_code (const GError *error)
+{
+	if (error == NULL)
+		return NULL;
+	return error->domain == PPN_ERROR ? ppn_error_to_string ((PpnError)error->code) : "internal";
+}
+
+static void
+ppn_controller_answer_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = user_data;
+	PpnController *self = g_task_get_source_object (task);
+	PpnLifecycle *lc = g_task_get_task_data (task);
+	g_autoptr(GError) error = NULL;
+	gboolean recorded = ppn_audit_record_finish (PPN_AUDIT (source), res, &lc->receipt, &error);
+
+	if (lc->error != NULL) {
+		/* a refusal or a failure stays what it was: nothing was done */
+		if (!recorded)
+			g_warning ("%s by tenant %s (request %s) answered '%s' without an audit record: %s", lc->op,
+				   ppn_tenant_get_name (lc->tenant), lc->request_id, lc->error->message,
+				   error->message);
+		g_task_return_error (task, g_steal_pointer (&lc->error));
+		return;
+	}
+	if (!recorded && g_strcmp0 (lc->op, "create") == 0) {
+		/* what cannot be on the record does not stay running */
+		g_warning ("VM %s of tenant %s runs but cannot be recorded in the audit trail: destroying it again",
+			   lc->vm->id, lc->vm->tenant);
+		if (ppn_controller_set_state (self, lc->vm, PPN_VM_STATE_DELETING, NULL))
+			ppn_controller_destroy_start (self, lc->vm, NULL);
+		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+					 _("The audit trail cannot be written right now, so the VM was not kept"));
+		return;
+	}
+	if (!recorded) {
+		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+					 _("The operation was done but the audit trail cannot record it right now"));
+		return;
+	}
+	if (g_strcmp0 (lc->op, "destroy") == 0)
+		g_task_return_boolean (task, TRUE);
+	else
+		g_task_return_pointer (task, ppn_vm_ref (lc->vm), (GDestroyNotify)ppn_vm_unref);
+}
+
+/* The end of every tenant operation: @error (taken; NULL on success) is
+ * what the tenant hears, once its audit record is on disk. */
+static void
+ppn_controller_answer (PpnController *self, GTask *task, const gchar *outcome, GError *error)
+{
+	PpnLifecycle *lc = g_task_get_task_data (task);
+	PpnAuditEvent event = {
+		.op = lc->op,
+		.outcome = outcome,
+		.tenant = ppn_tenant_get_name (lc->tenant),
+		.vm_id = lc->vm != NULL ? lc->vm->id : lc->vm_id,
+		.vm_name = lc->vm != NULL ? lc->vm->name : (lc->req != NULL ? lc->req->name : NULL),
+		.request_id = lc->request_id,
+		.error = ppn_controller_error_code (error),
+		.detail = lc->detail != NULL ? lc->detail : (error != NULL ? error->message : NULL),
+		.node = lc->vm != NULL ? lc->vm->node : NULL,
+	};
+
+	g_clear_error (&lc->error);
+	lc->error = error;
+	ppn_audit_record_async (self->audit, &event, ppn_controller_answer_cb, task);
+}
+
+/* the intent goes on the record before anything is done: a trail that
+ * cannot be written stops the operation before it starts */
+static void
+ppn_controller_record_intent (PpnController *self, GTask *task, GAsyncReadyCallback then)
+{
+	PpnLifecycle *lc = g_task_get_task_data (task);
+	PpnAuditEvent event = {
+		.op = lc->op,
+		.outcome = "requested",
+		.tenant = ppn_tenant_get_name (lc->tenant),
+		.vm_id = lc->vm_id,
+		.vm_name = lc->req != NULL ? lc->req->name : NULL,
+		.request_id = lc->request_id,
+	};
+
+	ppn_audit_record_async (self->audit, &event, then, task);
+}
+
+static gboolean
+ppn_controller_intent_finish (GObject *source, GAsyncResult *res, GTask *task)
+{
+	PpnLifecycle *lc = g_task_get_task_data (task);
+	g_autoptr(GError) error = NULL;
+
+	if (ppn_audit_record_finish (PPN_AUDIT (source), res, NULL, &error))
+		return TRUE;
+	g_warning ("%s by tenant %s (request %s) refused: %s", lc->op, ppn_tenant_get_name (lc->tenant),
+		   lc->request_id, error->message);
+	g_task_return_error (task, g_steal_pointer (&error));
+	g_object_unref (task);
+	return FALSE;
+}
+
+static guint64
+ppn_controller_task_receipt (GAsyncResult *res)
+{
+	PpnLifecycle *lc = g_task_get_task_data (G_TASK (res));
+
+	return lc->receipt;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
 static void
 ppn_controller_create_fail (PpnController *self, GTask *task, PpnVm *vm, GError *error)
 {
@@ -264,15 +434,16 @@ ppn_controller_create_fail (PpnController *self, GTask *task, PpnVm *vm, GError 
 		error->domain = PPN_ERROR;
 		error->code = PPN_ERROR_UNAVAILABLE;
 	}
-	g_task_return_error (task, error);
+	ppn_controller_answer (self, task, "failure", error);
 }
 
 static void
 ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	g_autoptr(GTask) task = user_data;
+	GTask *task = user_data;
 	PpnController *self = g_task_get_source_object (task);
-	PpnVm *vm = g_task_get_task_data (task);
+	PpnLifecycle *lc = g_task_get_task_data (task);
+	PpnVm *vm = lc->vm;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PpnAgentDomain) domain = ppn_agent_client_create_finish (PPN_AGENT_CLIENT (source), res, &error);
 
@@ -287,8 +458,9 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 	if (vm->state == PPN_VM_STATE_DELETING) {
 		g_message ("VM %s was deleted while it was being created; destroying it", vm->id);
 		ppn_controller_destroy_start (self, vm, NULL);
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_CONFLICT,
-					 _("The VM was deleted while it was being created"));
+		ppn_controller_answer (self, task, "failure",
+				       g_error_new_literal (PPN_ERROR, PPN_ERROR_CONFLICT,
+							    _("The VM was deleted while it was being created")));
 		return;
 	}
 	/* a node that allows no egress makes a "nat" request stricter, never
@@ -306,27 +478,39 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 		return;
 	}
 	g_message ("VM %s (%s) of tenant %s is running on node %s", vm->id, vm->name, vm->tenant, vm->node);
-	g_task_return_pointer (task, ppn_vm_ref (vm), (GDestroyNotify)ppn_vm_unref);
+	ppn_controller_answer (self, task, "success", NULL);
 }
 
-void
-ppn_controller_create_vm_async (PpnController *self,
-				PpnTenant *tenant,
-				const PpnVmRequest *req,
-				GCancellable *cancellable,
-				GAsyncReadyCallback callback,
-				gpointer user_data)
+/* a refusal at the gate: on the record like everything else */
+static void
+ppn_controller_create_refuse (PpnController *self, GTask *task, GError *error)
 {
-	g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-	const gchar *owner = ppn_tenant_get_name (tenant);
-	guint used, max_vms = ppn_tenant_get_max_vms (tenant);
+	gboolean denied = g_error_matches (error, PPN_ERROR, PPN_ERROR_QUOTA_EXCEEDED);
+
+	ppn_controller_answer (self, task, denied ? "denied" : "failure", error);
+}
+
+static void
+ppn_controller_create_gate_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	PpnController *self;
+	PpnLifecycle *lc;
+	const PpnVmRequest *req;
+	const gchar *owner;
+	guint used, max_vms;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *id = NULL;
 	g_autoptr(PpnVm) vm = NULL;
 	PpnNode *node;
 
-	g_return_if_fail (PPN_IS_CONTROLLER (self));
-	g_task_set_source_tag (task, ppn_controller_create_vm_async);
+	if (!ppn_controller_intent_finish (source, res, task))
+		return;
+	self = g_task_get_source_object (task);
+	lc = g_task_get_task_data (task);
+	req = lc->req;
+	owner = ppn_tenant_get_name (lc->tenant);
+	max_vms = ppn_tenant_get_max_vms (lc->tenant);
 
 	/* The gate. Check and reserve happen in this one main-loop dispatch
 	 * with no I/O in between but the store write, so two creates of the
@@ -334,25 +518,30 @@ ppn_controller_create_vm_async (PpnController *self,
 	 * is the reservation; it counts until the VM is gone. */
 	used = ppn_registry_count_tenant (self->registry, owner);
 	if (used >= max_vms) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_QUOTA_EXCEEDED,
-					 _("Quota exceeded: at most %u VMs are allowed and %u are in use"),
-					 max_vms, used);
+		ppn_controller_create_refuse (self, task,
+					      g_error_new (PPN_ERROR, PPN_ERROR_QUOTA_EXCEEDED,
+							   _("Quota exceeded: at most %u VMs are allowed and %u are"
+							     " in use"),
+							   max_vms, used));
 		return;
 	}
 	if (ppn_registry_find_by_name (self->registry, owner, req->name) != NULL) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_CONFLICT,
-					 _("A VM named '%s' already exists"), req->name);
+		ppn_controller_create_refuse (self, task,
+					      g_error_new (PPN_ERROR, PPN_ERROR_CONFLICT,
+							   _("A VM named '%s' already exists"), req->name));
 		return;
 	}
 	if (!ppn_nodes_has_image (self->nodes, req->image)) {
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
-					 _("Field 'image': no image '%s' in the catalog (GET /v1/images lists them)"),
-					 req->image);
+		ppn_controller_create_refuse (
+			self, task,
+			g_error_new (PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'image': no image '%s' in the catalog (GET /v1/images lists them)"),
+				     req->image));
 		return;
 	}
 	node = ppn_nodes_place (self->nodes, req->image, req->vcpus, req->memory_mib, &error);
 	if (node == NULL) {
-		g_task_return_error (task, g_steal_pointer (&error));
+		ppn_controller_create_refuse (self, task, g_steal_pointer (&error));
 		return;
 	}
 	do {
@@ -365,89 +554,164 @@ ppn_controller_create_vm_async (PpnController *self,
 	/* recorded before anything reaches a node */
 	if (!ppn_store_insert_vm (self->store, vm, &error)) {
 		g_warning ("cannot record a new VM: %s", error->message);
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
-					 _("The fleet cannot record new VMs right now"));
+		ppn_controller_create_refuse (self, task,
+					      g_error_new_literal (PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+								   _("The fleet cannot record new VMs right now")));
 		return;
 	}
 	ppn_registry_add (self->registry, vm);
 	ppn_nodes_reserve (node, vm->vcpus, vm->memory_mib);
-	g_task_set_task_data (task, ppn_vm_ref (vm), (GDestroyNotify)ppn_vm_unref);
+	lc->vm = ppn_vm_ref (vm);
 
 	/* the create goes on if the tenant hangs up: the VM is theirs and
 	 * shows in the listing; so no cancellable here */
 	vm->busy = TRUE;
 	ppn_agent_client_create_async (self->agents, node->id, node->agent_url, vm, NULL, ppn_controller_create_cb,
-				       g_steal_pointer (&task));
+				       task);
+}
+
+void
+ppn_controller_create_vm_async (PpnController *self,
+				PpnTenant *tenant,
+				PpnVmRequest *req,
+				const gchar *request_id,
+				GAsyncReadyCallback callback,
+				gpointer user_data)
+{
+	GTask *task;
+
+	g_return_if_fail (PPN_IS_CONTROLLER (self));
+	task = ppn_lifecycle_task_new (self, "create", tenant, NULL, request_id, ppn_controller_create_vm_async,
+				       callback, user_data);
+	((PpnLifecycle *)g_task_get_task_data (task))->req = req;
+	ppn_controller_record_intent (self, task, ppn_controller_create_gate_cb);
 }
 
 PpnVm *
-ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, GError **error)
+ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, guint64 *receipt, GError **error)
 {
 	g_return_val_if_fail (g_task_is_valid (res, self), NULL);
+	if (receipt != NULL)
+		*receipt = ppn_controller_task_receipt (res);
 	return g_task_propagate_pointer (G_TASK (res), error);
 }
 
 /* ---- delete ------------------------------------------------------------ */
 
-void
-ppn_controller_delete_vm_async (PpnController *self,
-				PpnTenant *tenant,
-				const gchar *id,
-				GCancellable *cancellable,
-				GAsyncReadyCallback callback,
-				gpointer user_data)
+/* another tenant's VM and a missing one: the same answer and, in the
+ * ledger the tenant can read, the same record */
+static gboolean
+ppn_controller_owned_or_answer (PpnController *self, GTask *task)
 {
-	g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+	PpnLifecycle *lc = g_task_get_task_data (task);
 	g_autoptr(GError) error = NULL;
 	PpnVm *vm;
 
-	g_return_if_fail (PPN_IS_CONTROLLER (self));
-	g_task_set_source_tag (task, ppn_controller_delete_vm_async);
-	vm = ppn_controller_lookup_owned (self, tenant, id, &error);
+	g_clear_pointer (&lc->detail, g_free);
+	vm = ppn_controller_lookup_owned_why (self, lc->tenant, lc->vm_id, &lc->detail, &error);
 	if (vm == NULL) {
-		g_task_return_error (task, g_steal_pointer (&error));
-		return;
+		ppn_controller_answer (self, task, "denied", g_steal_pointer (&error));
+		return FALSE;
 	}
+	g_clear_pointer (&lc->vm, ppn_vm_unref);
+	lc->vm = ppn_vm_ref (vm);
+	return TRUE;
+}
+
+static void
+ppn_controller_delete_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	PpnController *self;
+	PpnLifecycle *lc;
+	g_autoptr(GError) error = NULL;
+	PpnVm *vm;
+
+	if (!ppn_controller_intent_finish (source, res, task))
+		return;
+	self = g_task_get_source_object (task);
+	lc = g_task_get_task_data (task);
+	/* it may have gone while the intent was written */
+	if (!ppn_controller_owned_or_answer (self, task))
+		return;
+	vm = lc->vm;
 	/* recorded first: whatever happens next, a restart finds 'deleting'
 	 * and finishes the job */
 	if (vm->state != PPN_VM_STATE_DELETING &&
 	    !ppn_controller_set_state (self, vm, PPN_VM_STATE_DELETING, &error)) {
 		g_warning ("VM %s: %s", vm->id, error->message);
-		g_task_return_new_error (task, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
-					 _("The fleet cannot record changes right now"));
+		ppn_controller_answer (self, task, "failure",
+				       g_error_new_literal (PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+							    _("The fleet cannot record changes right now")));
 		return;
 	}
 	/* during a create (or another destroy) this DELETE waits for it; the
 	 * create's answer destroys the domain */
-	if (vm->busy) {
-		ppn_controller_add_waiter (self, vm, g_steal_pointer (&task));
+	if (!vm->busy && !ppn_controller_destroy_start (self, vm, &error)) {
+		ppn_controller_answer (self, task, "failure", g_steal_pointer (&error));
 		return;
 	}
-	if (!ppn_controller_destroy_start (self, vm, &error)) {
-		g_task_return_error (task, g_steal_pointer (&error));
-		return;
-	}
-	ppn_controller_add_waiter (self, vm, g_steal_pointer (&task));
+	ppn_controller_add_waiter (self, vm, task);
+}
+
+void
+ppn_controller_delete_vm_async (PpnController *self,
+				PpnTenant *tenant,
+				const gchar *id,
+				const gchar *request_id,
+				GAsyncReadyCallback callback,
+				gpointer user_data)
+{
+	GTask *task;
+
+	g_return_if_fail (PPN_IS_CONTROLLER (self));
+	task = ppn_lifecycle_task_new (self, "destroy", tenant, id, request_id, ppn_controller_delete_vm_async,
+				       callback, user_data);
+	if (ppn_controller_owned_or_answer (self, task))
+		ppn_controller_record_intent (self, task, ppn_controller_delete_start_cb);
 }
 
 gboolean
-ppn_controller_delete_vm_finish (PpnController *self, GAsyncResult *res, GError **error)
+ppn_controller_delete_vm_finish (PpnController *self, GAsyncResult *res, guint64 *receipt, GError **error)
 {
 	g_return_val_if_fail (g_task_is_valid (res, self), FALSE);
+	if (receipt != NULL)
+		*receipt = ppn_controller_task_receipt (res);
 	return g_task_propagate_boolean (G_TASK (res), error);
 }
 
-/* ---- reads ------------------------------------------------------------- */
+/* ---- show -------------------------------------------------------------- */
+
+/* a VM of the tenant's own is answered at once; asking for one that is
+ * not (missing, or someone else's) is a denied attempt, on the record */
+void
+ppn_controller_show_vm_async (PpnController *self,
+			      PpnTenant *tenant,
+			      const gchar *id,
+			      const gchar *request_id,
+			      GAsyncReadyCallback callback,
+			      gpointer user_data)
+{
+	GTask *task;
+
+	g_return_if_fail (PPN_IS_CONTROLLER (self));
+	task = ppn_lifecycle_task_new (self, "show", tenant, id, request_id, ppn_controller_show_vm_async, callback,
+				       user_data);
+	if (!ppn_controller_owned_or_answer (self, task))
+		return;
+	g_task_return_pointer (task, ppn_vm_ref (((PpnLifecycle *)g_task_get_task_data (task))->vm),
+			       (GDestroyNotify)ppn_vm_unref);
+	g_object_unref (task);
+}
 
 PpnVm *
-ppn_controller_get_vm (PpnController *self, PpnTenant *tenant, const gchar *id, GError **error)
+ppn_controller_show_vm_finish (PpnController *self, GAsyncResult *res, GError **error)
 {
-	PpnVm *vm;
-
-	g_return_val_if_fail (PPN_IS_CONTROLLER (self), NULL);
-	vm = ppn_controller_lookup_owned (self, tenant, id, error);
-	return vm != NULL ? ppn_vm_ref (vm) : NULL;
+	g_return_val_if_fail (g_task_is_valid (res, self), NULL);
+	return g_task_propagate_pointer (G_TASK (res), error);
 }
+
+/* ---- reads ------------------------------------------------------------- */
 
 /* page tokens are base64url of "created_at:id"; they only ever position a
  * cursor inside the caller's own list */
@@ -620,6 +884,25 @@ ppn_controller_mark (PpnController *self, PpnVm *vm, PpnVmState state, const gch
 		   ppn_vm_state_to_string (old), ppn_vm_state_to_string (state), why);
 }
 
+/* what the fleet does to a tenant's VM by itself goes on the record too;
+ * nobody waits for it */
+static void
+ppn_controller_audit_fleet (PpnController *self, const gchar *op, PpnVm *vm, const gchar *node, const gchar *detail)
+{
+	PpnAuditEvent event = {
+		.op = op,
+		.outcome = "success",
+		.actor = "fleet",
+		.tenant = vm->tenant,
+		.vm_id = vm->id,
+		.vm_name = vm->name,
+		.detail = detail,
+		.node = node,
+	};
+
+	ppn_audit_record_async (self->audit, &event, NULL, NULL);
+}
+
 static void
 ppn_controller_adopt (PpnController *self, const gchar *node_id, JsonObject *dom)
 {
@@ -661,6 +944,7 @@ ppn_controller_adopt (PpnController *self, const gchar *node_id, JsonObject *dom
 		ppn_nodes_reserve (node, vm->vcpus, vm->memory_mib);
 	g_warning ("node %s runs VM %s with no record: adopted for tenant %s (from its metadata)", node_id, vm_id,
 		   tenant);
+	ppn_controller_audit_fleet (self, "adopt", vm, node_id, "a running domain with no record, owner from its metadata");
 }
 
 /* a domain nobody should run: destroyed only when record, report and
@@ -680,6 +964,7 @@ ppn_controller_reap (PpnController *self, const gchar *node_id, JsonObject *dom,
 	}
 	g_warning ("node %s still runs VM %s of tenant %s, recorded as %s: destroying it", node_id, record->id,
 		   tenant, ppn_vm_state_to_string (record->state));
+	ppn_controller_audit_fleet (self, "reap", record, node_id, "a domain whose record says it must not run");
 	ppn_agent_client_destroy_async (self->agents, node->id, node->agent_url, record->id, NULL,
 					ppn_controller_cleanup_cb, ppn_vm_ref (record));
 }
@@ -758,6 +1043,7 @@ ppn_controller_reconcile (PpnController *self, const gchar *node_id, JsonArray *
 			ppn_controller_forget (self, vm);
 		} else {
 			ppn_controller_mark (self, vm, PPN_VM_STATE_LOST, "its node no longer runs it");
+			ppn_controller_audit_fleet (self, "lost", vm, node_id, "its node no longer reports it");
 		}
 	}
 }
@@ -831,6 +1117,7 @@ ppn_controller_finalize (GObject *object)
 
 	g_clear_object (&self->store);
 	g_clear_object (&self->agents);
+	g_clear_object (&self->audit);
 	g_clear_pointer (&self->registry, ppn_registry_free);
 	g_clear_pointer (&self->nodes, ppn_nodes_free);
 	g_clear_pointer (&self->delete_waiters, g_hash_table_unref);
@@ -854,12 +1141,13 @@ ppn_controller_init (PpnController *self)
 }
 
 PpnController *
-ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout, guint lost_grace)
+ppn_controller_new (PpnStore *store, PpnAgentClient *agents, PpnAudit *audit, guint node_timeout, guint lost_grace)
 {
 	PpnController *self = g_object_new (PPN_TYPE_CONTROLLER, NULL);
 
 	self->store = g_object_ref (store);
 	self->agents = g_object_ref (agents);
+	self->audit = g_object_ref (audit);
 	self->nodes = ppn_nodes_new (node_timeout);
 	self->node_timeout = (gint64)node_timeout * G_USEC_PER_SEC;
 	self->lost_grace = (gint64)lost_grace * G_USEC_PER_SEC;

@@ -3,6 +3,7 @@
 #include <glib-object.h>
 
 #include "ppn-agent-client.h"
+#include "ppn-audit.h"
 #include "ppn-store.h"
 #include "ppn-tenant.h"
 #include "ppn-vm.h"
@@ -16,24 +17,40 @@ G_BEGIN_DECLS
 #define PPN_TYPE_CONTROLLER (ppn_controller_get_type ())
 G_DECLARE_FINAL_TYPE (PpnController, ppn_controller, PPN, CONTROLLER, GObject)
 
-PpnController *ppn_controller_new (PpnStore *store, PpnAgentClient *agents, guint node_timeout, guint lost_grace);
+/* the ledger index of a request's record, when it has none */
+#define PPN_RECEIPT_NONE G_MAXUINT64
+
+PpnController *ppn_controller_new (PpnStore *store,
+				   PpnAgentClient *agents,
+				   PpnAudit *audit,
+				   guint node_timeout,
+				   guint lost_grace);
 gboolean ppn_controller_restore (PpnController *self, GError **error);
 
+/* Creates, deletes and shows end in an audit record, and their answer
+ * comes once it is on disk; @receipt is its ledger index (or
+ * PPN_RECEIPT_NONE), @request_id names the request in it. @req is taken. */
 void ppn_controller_create_vm_async (PpnController *self,
 				     PpnTenant *tenant,
-				     const PpnVmRequest *req,
-				     GCancellable *cancellable,
+				     PpnVmRequest *req,
+				     const gchar *request_id,
 				     GAsyncReadyCallback callback,
 				     gpointer user_data);
-PpnVm *ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, GError **error);
+PpnVm *ppn_controller_create_vm_finish (PpnController *self, GAsyncResult *res, guint64 *receipt, GError **error);
 void ppn_controller_delete_vm_async (PpnController *self,
 				     PpnTenant *tenant,
 				     const gchar *id,
-				     GCancellable *cancellable,
+				     const gchar *request_id,
 				     GAsyncReadyCallback callback,
 				     gpointer user_data);
-gboolean ppn_controller_delete_vm_finish (PpnController *self, GAsyncResult *res, GError **error);
-PpnVm *ppn_controller_get_vm (PpnController *self, PpnTenant *tenant, const gchar *id, GError **error);
+gboolean ppn_controller_delete_vm_finish (PpnController *self, GAsyncResult *res, guint64 *receipt, GError **error);
+void ppn_controller_show_vm_async (PpnController *self,
+				   PpnTenant *tenant,
+				   const gchar *id,
+				   const gchar *request_id,
+				   GAsyncReadyCallback callback,
+				   gpointer user_data);
+PpnVm *ppn_controller_show_vm_finish (PpnController *self, GAsyncResult *res, GError **error);
 GPtrArray *ppn_controller_list_vms (PpnController *self,
 				    PpnTenant *tenant,
 				    guint limit,

@@ -17,6 +17,8 @@ ppn_fleet_config_free (PpnFleetConfig *config)
 	g_free (config->mesh_listen);
 	g_free (config->state_dir);
 	g_free (config->tenants_file);
+	g_free (config->audit_file);
+	g_free (config->ledger_dir);
 	g_free (config->tls_ca);
 	g_free (config->tls_cert);
 	g_free (config->tls_key);
@@ -29,7 +31,8 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	static const gchar *const groups[] = {"fleet", "tls", NULL};
 	static const gchar *const fleet_keys[] = {
 		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout", "lost-grace",
-		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", "max-inflight", NULL};
+		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", "max-inflight",
+		"audit-file", "ledger-dir", NULL};
 	static const gchar *const tls_keys[] = {"ca", "cert", "key", NULL};
 	static const gchar *const *const keys[] = {fleet_keys, tls_keys};
 	g_autoptr(GKeyFile) kf = NULL;
@@ -50,6 +53,12 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 						 PPN_LOCALSTATEDIR "/fleet");
 	config->tenants_file = ppn_config_get_path (kf, config->path, "fleet", "tenants-file",
 						    PPN_SYSCONFDIR "/tenants.conf");
+	{
+		g_autofree gchar *audit = g_build_filename (config->state_dir, "audit.log", NULL);
+		g_autofree gchar *ledger = g_build_filename (config->state_dir, "ledger", NULL);
+		config->audit_file = ppn_config_get_path (kf, config->path, "fleet", "audit-file", audit);
+		config->ledger_dir = ppn_config_get_path (kf, config->path, "fleet", "ledger-dir", ledger);
+	}
 	config->tls_ca = ppn_config_get_path (kf, config->path, "tls", "ca", PPN_SYSCONFDIR "/ca.pem");
 	config->tls_cert = ppn_config_get_path (kf, config->path, "tls", "cert", PPN_SYSCONFDIR "/fleet.pem");
 	config->tls_key = ppn_config_get_path (kf, config->path, "tls", "key", PPN_SYSCONFDIR "/fleet-key.pem");

@@ -10,6 +10,8 @@ typedef struct {
 	gchar *mesh_listen;
 	gchar *state_dir;
 	gchar *tenants_file;
+	gchar *audit_file;	/* the append-only JSON-lines audit file */
+	gchar *ledger_dir;	/* the WORM ledger and its key */
 	gchar *tls_ca;
 	gchar *tls_cert;
 	gchar *tls_key;

@@ -7,8 +7,10 @@
 #include <glib/gstdio.h>
 
 #include "ppn-agent-client.h"
+#include "ppn-audit.h"
 #include "ppn-controller.h"
 #include "ppn-error.h"
+#include "ppn-file-ledger.h"
 #include "ppn-fleet.h"
 #include "ppn-i18n.h"
 #include "ppn-mesh.h"
@@ -21,6 +23,8 @@ struct _PpnFleet {
 	PpnFleetConfig *config;
 	GMainLoop *loop;
 	PpnStore *store;
+	PpnAudit *audit;
+	PpnMetrics *metrics;
 	PpnController *controller;
 	PpnTenantProxy *proxy;
 	PpnMesh *mesh;
@@ -47,6 +51,8 @@ ppn_fleet_reload_cb (gpointer user_data)
 	PpnFleet *self = PPN_FLEET (user_data);
 	g_autoptr(GError) error = NULL;
 
+	/* after a rotation: the audit file is written under its name again */
+	ppn_audit_reopen (self->audit);
 	/* a broken file keeps the tenants we had */
 	if (!ppn_tenant_proxy_reload (self->proxy, &error))
 		g_warning ("reload refused, keeping the previous tenants: %s", error->message);
@@ -59,6 +65,7 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 	g_autoptr(GTlsCertificate) cert = NULL;
 	g_autoptr(GTlsDatabase) ca = NULL;
 	g_autoptr(PpnAgentClient) agents = NULL;
+	g_autoptr(PpnFileLedger) ledger = NULL;
 	g_autofree gchar *db_path = NULL;
 
 	g_return_val_if_fail (PPN_IS_FLEET (self), FALSE);
@@ -77,15 +84,26 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 	if (!ppn_store_open (self->store, db_path, error))
 		return FALSE;
 
+	/* no audit trail, no service: both sinks must open before anything
+	 * is answered */
+	ledger = ppn_file_ledger_open (self->config->ledger_dir, error);
+	if (ledger == NULL)
+		return FALSE;
+	self->audit = ppn_audit_new (self->config->audit_file, PPN_LEDGER (ledger), error);
+	if (self->audit == NULL)
+		return FALSE;
+
 	agents = ppn_agent_client_new (ca, cert, self->config->agent_timeout);
-	self->controller = ppn_controller_new (self->store, agents, self->config->node_timeout,
+	self->controller = ppn_controller_new (self->store, agents, self->audit, self->config->node_timeout,
 					       self->config->lost_grace);
 	/* the registry is whole before the first tenant request is accepted */
 	if (!ppn_controller_restore (self->controller, error))
 		return FALSE;
-	self->proxy = ppn_tenant_proxy_new (self->controller, self->config, cert, error);
+	self->proxy = ppn_tenant_proxy_new (self->controller, self->audit, self->config, cert, error);
 	if (self->proxy == NULL)
 		return FALSE;
+	ppn_tenant_proxy_set_metrics (self->proxy, self->metrics);
+	ppn_metrics_add_collector (self->metrics, ppn_audit_collect_metrics, self->audit);
 	self->mesh = ppn_mesh_new (self->controller, cert, ca, self->config->mesh_listen, error);
 	if (self->mesh == NULL)
 		return FALSE;
@@ -130,6 +148,8 @@ ppn_fleet_finalize (GObject *object)
 	g_clear_object (&self->proxy);
 	g_clear_object (&self->mesh);
 	g_clear_object (&self->controller);
+	g_clear_object (&self->audit);
+	g_clear_pointer (&self->metrics, ppn_metrics_free);
 	g_clear_object (&self->store);
 	g_clear_pointer (&self->loop, g_main_loop_unref);
 	g_clear_pointer (&self->config, ppn_fleet_config_free);
@@ -147,6 +167,7 @@ ppn_fleet_init (PpnFleet *self)
 {
 	self->loop = g_main_loop_new (NULL, FALSE);
 	self->store = ppn_store_new ();
+	self->metrics = ppn_metrics_new ();
 }
 
 PpnFleet *

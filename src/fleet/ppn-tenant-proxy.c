@@ -17,6 +17,8 @@
 struct _PpnTenantProxy {
 	GObject parent_instance;
 	PpnController *controller;
+	PpnAudit *audit;
+	PpnMetrics *metrics; /* not ours; NULL: none */
 	SoupServer *server;
 	PpnTenantsFile *tenants;
 	gchar *tenants_path;
@@ -34,20 +36,43 @@ G_DEFINE_TYPE (PpnTenantProxy, ppn_tenant_proxy, G_TYPE_OBJECT)
 typedef struct {
 	PpnTenantProxy *proxy;
 	SoupServerMessage *msg;
-	PpnTenant *tenant;
+	PpnTenant *tenant; /* NULL: not authenticated */
 	gint64 started;
 } PpnProxyCall;
 
+/* the route a path belongs to, for the metrics' labels: a handful of
+ * patterns, never the ids in the path */
+static const gchar *
+ppn_proxy_route_name (const gchar *path)
+{
+	static const gchar *const fixed[] = {"/v1/vms", "/v1/quota", "/v1/images", "/v1/audit", "/v1/ledger/head",
+					     "/v1/ledger/consistency", "/v1/ledger/key", NULL};
+
+	for (guint i = 0; fixed[i] != NULL; i++) {
+		if (g_strcmp0 (path, fixed[i]) == 0)
+			return fixed[i];
+	}
+	if (g_str_has_prefix (path, "/v1/vms/") && strchr (path + 8, '/') == NULL)
+		return "/v1/vms/{id}";
+	return "other";
+}
+
+/* every answer ends here: the access log and the request metrics */
 static void
-ppn_proxy_log (SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+ppn_proxy_log (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
 {
 	/* the path only: never the query (it could carry a credential) nor
 	 * any header */
 	GUri *uri = soup_server_message_get_uri (msg);
+	gdouble took = (g_get_monotonic_time () - started) / 1e6;
+	const gchar *method = soup_server_message_get_method (msg);
+	guint status = soup_server_message_get_status (msg);
 
-	g_info ("%s %s -> %u tenant=%s %.1fms", soup_server_message_get_method (msg), g_uri_get_path (uri),
-		soup_server_message_get_status (msg), tenant != NULL ? ppn_tenant_get_name (tenant) : "-",
-		(g_get_monotonic_time () - started) / 1000.0);
+	g_info ("%s %s -> %u tenant=%s %.1fms", method, g_uri_get_path (uri), status,
+		tenant != NULL ? ppn_tenant_get_name (tenant) : "-", took * 1000.0);
+	if (self->metrics != NULL)
+		ppn_metrics_observe_request (self->metrics, "tenant", method, ppn_proxy_route_name (g_uri_get_path (uri)),
+					     status, took);
 }
 
 static void
@@ -90,10 +115,11 @@ ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *te
 
 	call->proxy = g_object_ref (proxy);
 	call->msg = g_object_ref (msg);
-	call->tenant = ppn_tenant_ref (tenant);
+	call->tenant = tenant != NULL ? ppn_tenant_ref (tenant) : NULL;
 	call->started = started;
 	soup_server_message_pause (msg);
-	ppn_proxy_inflight_add (proxy, tenant, 1);
+	if (tenant != NULL)
+		ppn_proxy_inflight_add (proxy, tenant, 1);
 	return call;
 }
 
@@ -101,12 +127,13 @@ ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *te
 static void
 ppn_proxy_call_finish (PpnProxyCall *call)
 {
-	ppn_proxy_log (call->msg, call->tenant, call->started);
-	ppn_proxy_inflight_add (call->proxy, call->tenant, -1);
+	ppn_proxy_log (call->proxy, call->msg, call->tenant, call->started);
+	if (call->tenant != NULL)
+		ppn_proxy_inflight_add (call->proxy, call->tenant, -1);
 	soup_server_message_unpause (call->msg);
 	g_object_unref (call->msg);
 	g_object_unref (call->proxy);
-	ppn_tenant_unref (call->tenant);
+	g_clear_pointer (&call->tenant, ppn_tenant_unref);
 	g_free (call);
 }
 
@@ -121,8 +148,10 @@ ppn_proxy_reply_error_literal (SoupServerMessage *msg, PpnError code, const gcha
 /* Every way of failing to authenticate gets the same answer, so a caller
  * learns nothing about which part was wrong. */
 static PpnTenant *
-ppn_proxy_authenticate (PpnTenantProxy *self, SoupServerMessage *msg, GHashTable *query)
+ppn_proxy_authenticate (PpnTenantProxy *self, SoupServerMessage *msg, GHashTable *query, const gchar **why)
 {
+	PpnTenant *tenant;
+
 	SoupMessageHeaders *hdrs = soup_server_message_get_request_headers (msg);
 	/* get_list joins repeated headers with commas, which no token has:
 	 * two Authorization headers are refused, not resolved either way */
@@ -130,16 +159,25 @@ ppn_proxy_authenticate (PpnTenantProxy *self, SoupServerMessage *msg, GHashTable
 	const gchar *token;
 
 	/* credentials in a URL end up in logs and histories: never accepted */
-	if (query != NULL && (g_hash_table_contains (query, "access_token") || g_hash_table_contains (query, "token")))
+	if (query != NULL && (g_hash_table_contains (query, "access_token") || g_hash_table_contains (query, "token"))) {
+		*why = "a credential in the query string";
 		return NULL;
-	if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0)
+	}
+	if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0) {
+		*why = auth == NULL ? "no Authorization header" : "not a bearer token";
 		return NULL;
+	}
 	token = auth + 7;
 	if (strlen (token) > PPN_TOKEN_MAX_LEN || strspn (token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 								  "0123456789-_.~+/=") != strlen (token) ||
-	    token[0] == '\0')
+	    token[0] == '\0') {
+		*why = "a malformed token (or two Authorization headers)";
 		return NULL;
-	return ppn_tenants_file_authenticate (self->tenants, token);
+	}
+	tenant = ppn_tenants_file_authenticate (self->tenants, token);
+	if (tenant == NULL)
+		*why = "an unknown token";
+	return tenant;
 }
 
 static void
@@ -150,17 +188,37 @@ ppn_proxy_vm_reply (SoupServerMessage *msg, guint status, PpnVm *vm)
 	ppn_http_reply_json (msg, status, node);
 }
 
+/* the receipt of a create or destroy: the ledger index of its record,
+ * for an inclusion proof later (GET /v1/audit) */
+static void
+ppn_proxy_set_receipt (SoupServerMessage *msg, guint64 receipt)
+{
+	g_autofree gchar *value = NULL;
+
+	if (receipt == PPN_RECEIPT_NONE)
+		return;
+	value = g_strdup_printf ("%" G_GUINT64_FORMAT, receipt);
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Ppn-Ledger-Index", value);
+}
+
 static void
 ppn_proxy_create_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	PpnProxyCall *call = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(PpnVm) vm = ppn_controller_create_vm_finish (PPN_CONTROLLER (source), res, &error);
+	guint64 receipt = PPN_RECEIPT_NONE;
+	g_autoptr(PpnVm) vm = ppn_controller_create_vm_finish (PPN_CONTROLLER (source), res, &receipt, &error);
 
-	if (vm == NULL)
+	ppn_proxy_set_receipt (call->msg, receipt);
+	if (vm == NULL) {
 		ppn_http_reply_error (call->msg, error);
-	else
-		ppn_proxy_vm_reply (call->msg, SOUP_STATUS_CREATED, vm);
+	} else {
+		g_autoptr(JsonNode) node = ppn_vm_to_json (vm);
+		g_autoptr(JsonObject) obj = json_object_new ();
+		json_object_set_int_member (obj, "ledger_index", (gint64)receipt);
+		json_object_set_object_member (json_node_get_object (node), "receipt", g_steal_pointer (&obj));
+		ppn_http_reply_json (call->msg, SOUP_STATUS_CREATED, node);
+	}
 	ppn_proxy_call_finish (call);
 }
 
@@ -169,8 +227,11 @@ ppn_proxy_delete_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	PpnProxyCall *call = user_data;
 	g_autoptr(GError) error = NULL;
+	guint64 receipt = PPN_RECEIPT_NONE;
+	gboolean ok = ppn_controller_delete_vm_finish (PPN_CONTROLLER (source), res, &receipt, &error);
 
-	if (!ppn_controller_delete_vm_finish (PPN_CONTROLLER (source), res, &error))
+	ppn_proxy_set_receipt (call->msg, receipt);
+	if (!ok)
 		ppn_http_reply_error (call->msg, error);
 	else
 		ppn_http_reply_no_content (call->msg);
@@ -178,7 +239,25 @@ ppn_proxy_delete_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static void
-ppn_proxy_create (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+ppn_proxy_show_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PpnProxyCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnVm) vm = ppn_controller_show_vm_finish (PPN_CONTROLLER (source), res, &error);
+
+	if (vm == NULL)
+		ppn_http_reply_error (call->msg, error);
+	else
+		ppn_proxy_vm_reply (call->msg, SOUP_STATUS_OK, vm);
+	ppn_proxy_call_finish (call);
+}
+
+static void
+ppn_proxy_create (PpnTenantProxy *self,
+		  SoupServerMessage *msg,
+		  PpnTenant *tenant,
+		  const gchar *request_id,
+		  gint64 started)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonNode) body = ppn_http_read_json (msg, self->max_body, &error);
@@ -192,8 +271,8 @@ ppn_proxy_create (PpnTenantProxy *self, SoupServerMessage *msg, PpnTenant *tenan
 	}
 	if (!ppn_proxy_inflight_allows (self, msg, tenant))
 		return;
-	ppn_controller_create_vm_async (self->controller, tenant, req, NULL, ppn_proxy_create_cb,
-					ppn_proxy_call_new (self, msg, tenant, started));
+	ppn_controller_create_vm_async (self->controller, tenant, g_steal_pointer (&req), request_id,
+					ppn_proxy_create_cb, ppn_proxy_call_new (self, msg, tenant, started));
 }
 
 static gboolean
@@ -302,6 +381,66 @@ ppn_proxy_method_allowed (SoupServerMessage *msg, const gchar *allow)
 	return FALSE;
 }
 
+static gboolean
+ppn_proxy_parse_index (GHashTable *query, const gchar *name, gboolean required, gint64 *value, GError **error)
+{
+	const gchar *str = query != NULL ? g_hash_table_lookup (query, name) : NULL;
+	guint64 v;
+
+	if (str == NULL && !required)
+		return TRUE;
+	if (str == NULL || !g_ascii_string_to_unsigned (str, 10, 0, G_MAXINT64, &v, NULL)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("Parameter '%s' must be a ledger index (a whole number from 0)"), name);
+		return FALSE;
+	}
+	*value = (gint64)v;
+	return TRUE;
+}
+
+/* the tenant's own audit entries with their proofs, and the ledger's
+ * public facts (head, consistency, key) to check them with */
+static void
+ppn_proxy_audit_route (PpnTenantProxy *self,
+		       SoupServerMessage *msg,
+		       const gchar *path,
+		       GHashTable *query,
+		       PpnTenant *tenant)
+{
+	static const gchar *const page_params[] = {"limit", "page_token", NULL};
+	static const gchar *const proof_params[] = {"first", "second", NULL};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) node = NULL;
+
+	if (!ppn_proxy_method_allowed (msg, "GET"))
+		return;
+	if (g_strcmp0 (path, "/v1/audit") == 0) {
+		guint limit;
+		gint64 after = -1;
+		if (ppn_proxy_check_query (query, page_params, &error) && ppn_proxy_parse_limit (query, &limit, &error) &&
+		    ppn_proxy_parse_index (query, "page_token", FALSE, &after, &error))
+			node = ppn_audit_tenant_page (self->audit, ppn_tenant_get_name (tenant), after, limit, &error);
+	} else if (g_strcmp0 (path, "/v1/ledger/head") == 0) {
+		if (ppn_proxy_check_query (query, NULL, &error))
+			node = ppn_audit_head_to_json (self->audit, &error);
+	} else if (g_strcmp0 (path, "/v1/ledger/consistency") == 0) {
+		gint64 first = 0, second = 0;
+		if (ppn_proxy_check_query (query, proof_params, &error) &&
+		    ppn_proxy_parse_index (query, "first", TRUE, &first, &error) &&
+		    ppn_proxy_parse_index (query, "second", TRUE, &second, &error))
+			node = ppn_audit_consistency_to_json (self->audit, (guint64)first, (guint64)second, &error);
+	} else if (g_strcmp0 (path, "/v1/ledger/key") == 0) {
+		if (ppn_proxy_check_query (query, NULL, &error))
+			node = ppn_audit_key_to_json (self->audit);
+	} else {
+		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_NOT_FOUND, _("No such endpoint"));
+	}
+	if (node == NULL)
+		ppn_http_reply_error (msg, error);
+	else
+		ppn_http_reply_json (msg, SOUP_STATUS_OK, node);
+}
+
 /* routing happens only after authentication, so the API's shape is not
  * visible to a caller without a token */
 static void
@@ -310,6 +449,7 @@ ppn_proxy_route (PpnTenantProxy *self,
 		 const gchar *path,
 		 GHashTable *query,
 		 PpnTenant *tenant,
+		 const gchar *request_id,
 		 gint64 started)
 {
 	const gchar *method = soup_server_message_get_method (msg);
@@ -326,12 +466,11 @@ ppn_proxy_route (PpnTenantProxy *self,
 			ppn_http_reply_error (msg, error);
 			return;
 		}
-		ppn_proxy_create (self, msg, tenant, started);
+		ppn_proxy_create (self, msg, tenant, request_id, started);
 		return;
 	}
 	if (g_str_has_prefix (path, "/v1/vms/") && strchr (path + 8, '/') == NULL && path[8] != '\0') {
 		const gchar *id = path + 8;
-		g_autoptr(PpnVm) vm = NULL;
 		if (!ppn_proxy_method_allowed (msg, "GET, DELETE"))
 			return;
 		if (!ppn_proxy_check_query (query, NULL, &error)) {
@@ -341,15 +480,16 @@ ppn_proxy_route (PpnTenantProxy *self,
 		if (method == SOUP_METHOD_DELETE) {
 			if (!ppn_proxy_inflight_allows (self, msg, tenant))
 				return;
-			ppn_controller_delete_vm_async (self->controller, tenant, id, NULL, ppn_proxy_delete_cb,
+			ppn_controller_delete_vm_async (self->controller, tenant, id, request_id, ppn_proxy_delete_cb,
 							ppn_proxy_call_new (self, msg, tenant, started));
 			return;
 		}
-		vm = ppn_controller_get_vm (self->controller, tenant, id, &error);
-		if (vm == NULL)
-			ppn_http_reply_error (msg, error);
-		else
-			ppn_proxy_vm_reply (msg, SOUP_STATUS_OK, vm);
+		ppn_controller_show_vm_async (self->controller, tenant, id, request_id, ppn_proxy_show_cb,
+					      ppn_proxy_call_new (self, msg, tenant, started));
+		return;
+	}
+	if (g_str_has_prefix (path, "/v1/audit") || g_str_has_prefix (path, "/v1/ledger/")) {
+		ppn_proxy_audit_route (self, msg, path, query, tenant);
 		return;
 	}
 	if (g_strcmp0 (path, "/v1/quota") == 0) {
@@ -366,6 +506,43 @@ ppn_proxy_route (PpnTenantProxy *self,
 }
 
 static void
+ppn_proxy_refused_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PpnProxyCall *call = user_data;
+	g_autoptr(GError) error = NULL;
+
+	/* a refusal is answered either way; only an operation waits on it */
+	if (!ppn_audit_record_finish (PPN_AUDIT (source), res, NULL, &error))
+		g_warning ("a refused authentication is not on the record: %s", error->message);
+	ppn_proxy_reply_error_literal (call->msg, PPN_ERROR_UNAUTHORIZED,
+				       _("A valid bearer token is required (Authorization: Bearer TOKEN)"));
+	ppn_proxy_call_finish (call);
+}
+
+/* a failed authentication is a denied attempt, on the record; what the
+ * caller sent is not, only which way it failed */
+static void
+ppn_proxy_refuse (PpnTenantProxy *self,
+		  SoupServerMessage *msg,
+		  const gchar *path,
+		  const gchar *request_id,
+		  const gchar *why,
+		  gint64 started)
+{
+	g_autofree gchar *detail = g_strdup_printf ("%s %s: %s", soup_server_message_get_method (msg), path, why);
+	PpnAuditEvent event = {
+		.op = "authenticate",
+		.outcome = "denied",
+		.request_id = request_id,
+		.error = "unauthorized",
+		.detail = detail,
+	};
+
+	ppn_audit_record_async (self->audit, &event, ppn_proxy_refused_cb,
+				ppn_proxy_call_new (self, msg, NULL, started));
+}
+
+static void
 ppn_proxy_handler (SoupServer *server,
 		   SoupServerMessage *msg,
 		   const char *path,
@@ -374,17 +551,18 @@ ppn_proxy_handler (SoupServer *server,
 {
 	PpnTenantProxy *self = PPN_TENANT_PROXY (user_data);
 	gint64 started = g_get_monotonic_time ();
-	g_autoptr(PpnTenant) tenant = ppn_proxy_authenticate (self, msg, query);
+	const gchar *why = NULL;
+	g_autoptr(PpnTenant) tenant = ppn_proxy_authenticate (self, msg, query, &why);
+	g_autofree gchar *request_id = g_uuid_string_random ();
 
+	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "X-Request-Id", request_id);
 	if (tenant == NULL) {
-		ppn_proxy_reply_error_literal (msg, PPN_ERROR_UNAUTHORIZED,
-					       _("A valid bearer token is required (Authorization: Bearer TOKEN)"));
-		ppn_proxy_log (msg, NULL, started);
+		ppn_proxy_refuse (self, msg, path, request_id, why, started);
 		return;
 	}
-	ppn_proxy_route (self, msg, path, query, tenant, started);
+	ppn_proxy_route (self, msg, path, query, tenant, request_id, started);
 	if (soup_server_message_get_status (msg) != 0)
-		ppn_proxy_log (msg, tenant, started);
+		ppn_proxy_log (self, msg, tenant, started);
 }
 
 /* refuse oversized bodies from the headers, before libsoup reads them */
@@ -417,6 +595,37 @@ ppn_tenant_proxy_reload (PpnTenantProxy *self, GError **error)
 	return TRUE;
 }
 
+/* for /metrics: the gate's queues, creates and deletes waiting per tenant */
+static void
+ppn_proxy_collect_metrics (GString *out, gpointer user_data)
+{
+	PpnTenantProxy *self = PPN_TENANT_PROXY (user_data);
+	g_autoptr(GList) names = g_hash_table_get_keys (self->inflight);
+	guint total = 0;
+
+	names = g_list_sort (names, (GCompareFunc)g_strcmp0);
+	ppn_metrics_family (out, "ppn_gate_inflight", "gauge",
+			    "A tenant's creates and deletes waiting at the gate (only tenants with any).");
+	for (GList *l = names; l != NULL; l = l->next) {
+		guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->inflight, l->data));
+		g_autofree gchar *tenant = ppn_metrics_escape (l->data);
+		g_string_append_printf (out, "ppn_gate_inflight{tenant=\"%s\"} %u\n", tenant, n);
+		total += n;
+	}
+	ppn_metrics_family (out, "ppn_gate_inflight_total", "gauge", "All tenants' creates and deletes waiting.");
+	g_string_append_printf (out, "ppn_gate_inflight_total %u\n", total);
+	ppn_metrics_family (out, "ppn_gate_inflight_limit", "gauge", "The max-inflight limit per tenant.");
+	g_string_append_printf (out, "ppn_gate_inflight_limit %u\n", self->max_inflight);
+}
+
+void
+ppn_tenant_proxy_set_metrics (PpnTenantProxy *self, PpnMetrics *metrics)
+{
+	g_return_if_fail (PPN_IS_TENANT_PROXY (self));
+	self->metrics = metrics;
+	ppn_metrics_add_collector (metrics, ppn_proxy_collect_metrics, self);
+}
+
 gboolean
 ppn_tenant_proxy_listen (PpnTenantProxy *self, GError **error)
 {
@@ -440,6 +649,7 @@ ppn_tenant_proxy_finalize (GObject *object)
 		soup_server_disconnect (self->server);
 	g_clear_object (&self->server);
 	g_clear_object (&self->controller);
+	g_clear_object (&self->audit);
 	g_clear_pointer (&self->tenants, ppn_tenants_file_free);
 	g_free (self->tenants_path);
 	g_free (self->listen);
@@ -459,12 +669,18 @@ ppn_tenant_proxy_init (PpnTenantProxy *self)
 }
 
 PpnTenantProxy *
-ppn_tenant_proxy_new (PpnController *controller, const PpnFleetConfig *config, GTlsCertificate *cert, GError **error)
+ppn_tenant_proxy_new (PpnController *controller,
+		      PpnAudit *audit,
+		      const PpnFleetConfig *config,
+		      GTlsCertificate *cert,
+		      GError **error)
 {
 	g_autoptr(PpnTenantProxy) self = g_object_new (PPN_TYPE_TENANT_PROXY, NULL);
 
 	g_return_val_if_fail (PPN_IS_CONTROLLER (controller), NULL);
+	g_return_val_if_fail (PPN_IS_AUDIT (audit), NULL);
 	self->controller = g_object_ref (controller);
+	self->audit = g_object_ref (audit);
 	self->tenants_path = g_strdup (config->tenants_file);
 	self->listen = g_strdup (config->tenant_listen);
 	self->limits.max_vcpus = config->max_vcpus;

@@ -4,6 +4,7 @@
 
 #include "ppn-controller.h"
 #include "ppn-fleet-config.h"
+#include "ppn-metrics.h"
 
 G_BEGIN_DECLS
 
@@ -14,11 +15,15 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (PpnTenantProxy, ppn_tenant_proxy, PPN, TENANT_PROXY, GObject)
 
 PpnTenantProxy *ppn_tenant_proxy_new (PpnController *controller,
+				      PpnAudit *audit,
 				      const PpnFleetConfig *config,
 				      GTlsCertificate *cert,
 				      GError **error);
 gboolean ppn_tenant_proxy_reload (PpnTenantProxy *self, GError **error);
 gboolean ppn_tenant_proxy_listen (PpnTenantProxy *self, GError **error);
+/* observes every answer into @metrics (which must outlive the proxy) and
+ * adds the gate's queues to its scrape */
+void ppn_tenant_proxy_set_metrics (PpnTenantProxy *self, PpnMetrics *metrics);
 guint16 ppn_tenant_proxy_get_port (PpnTenantProxy *self);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 static const PpnctlCommand commands[] = {
 	{"vm", ppnctl_builtin_vm, N_("Create, list, show and delete VMs")},
 	{"quota", ppnctl_builtin_quota, N_("Show how many VMs the tenant may run")},
+	{"audit", ppnctl_builtin_audit, N_("List and verify the tenant's own audit entries")},
 	{"images", ppnctl_builtin_images, N_("List the image catalog")},
 	{"ca", ppnctl_builtin_ca, N_("Create the fleet CA (operators)")},
 	{"cert", ppnctl_builtin_cert, N_("Issue a certificate from the fleet CA (operators)")},

@@ -17,6 +17,7 @@ typedef struct {
 
 gboolean ppnctl_builtin_vm (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_quota (int argc, char **argv, GCancellable *cancellable, GError **error);
+gboolean ppnctl_builtin_audit (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_images (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_ca (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_cert (int argc, char **argv, GCancellable *cancellable, GError **error);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ppn-error.h"
@@ -386,6 +387,11 @@ ppn_test_fleet_call (PpnTestFleet *fleet,
 	}
 	reply = soup_session_send_and_read (fleet->session, msg, NULL, &error);
 	*status = reply != NULL ? soup_message_get_status (msg) : 0;
+	{
+		const gchar *receipt = soup_message_headers_get_one (soup_message_get_response_headers (msg),
+								     "Ppn-Ledger-Index");
+		fleet->last_receipt = receipt != NULL ? g_ascii_strtoll (receipt, NULL, 10) : -1;
+	}
 	if (reply == NULL) {
 		g_test_message ("%s %s: %s", method, path, error->message);
 		return NULL;
@@ -396,6 +402,38 @@ ppn_test_fleet_call (PpnTestFleet *fleet,
 	if (len == 0 || !json_parser_load_from_data (parser, data, (gssize)len, NULL))
 		return NULL;
 	return json_node_ref (json_parser_get_root (parser));
+}
+
+gint
+ppn_test_fleet_ppnctl (PpnTestFleet *fleet, const gchar *token, gchar **out, gchar **err, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+	g_auto(GStrv) env = g_get_environ ();
+	g_autofree gchar *token_file = g_build_filename (fleet->dir, "ppnctl-token", NULL);
+	g_autofree gchar *ca = g_build_filename (fleet->ca_dir, "ca.pem", NULL);
+	g_autoptr(GError) error = NULL;
+	gint status = -1;
+	const gchar *arg;
+	va_list args;
+
+	g_ptr_array_add (argv, ppn_test_build_path ("ppnctl"));
+	va_start (args, err);
+	while ((arg = va_arg (args, const gchar *)) != NULL)
+		g_ptr_array_add (argv, g_strdup (arg));
+	va_end (args);
+	g_ptr_array_add (argv, NULL);
+	env = g_environ_setenv (env, "PPN_URL", fleet->url, TRUE);
+	env = g_environ_setenv (env, "PPN_CA", ca, TRUE);
+	env = g_environ_unsetenv (env, "PPN_TOKEN");
+	if (token != NULL) {
+		g_assert_true (g_file_set_contents (token_file, token, -1, NULL));
+		g_chmod (token_file, 0600);
+		env = g_environ_setenv (env, "PPN_TOKEN", token_file, TRUE);
+	}
+	if (!g_spawn_sync (NULL, (gchar **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status,
+			   &error))
+		g_error ("cannot run ppnctl: %s", error->message);
+	return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
 }
 
 /* a call to the agent's API as the fleet (the fleet's certificate) */

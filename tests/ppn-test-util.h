@@ -40,6 +40,7 @@ typedef struct {
 	GSubprocess *agentd;
 	SoupSession *session;
 	PpnTestFleetOptions opts;
+	gint64 last_receipt; /* Ppn-Ledger-Index of the last call's answer, -1 = none */
 } PpnTestFleet;
 
 gchar *ppn_test_build_path (const gchar *name);
@@ -62,6 +63,10 @@ JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
 			       const gchar *body,
 			       guint *status,
 			       gchar **raw);
+/* runs the built ppnctl against the fleet as the tenant of @token (NULL:
+ * no token); returns its exit status, stdout and stderr */
+gint ppn_test_fleet_ppnctl (PpnTestFleet *fleet, const gchar *token, gchar **out, gchar **err, ...)
+	G_GNUC_NULL_TERMINATED;
 GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
 guint ppn_test_node_domains_of (PpnTestFleet *fleet, const gchar *tenant);
 gchar *ppn_test_http_get (guint16 port, GError **error);

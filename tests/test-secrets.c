@@ -118,6 +118,17 @@ test_token_nowhere (void)
 	search_tree (fleet->dir, &files, hits);
 	g_test_message ("searched %u files", files);
 	g_assert_cmpuint (files, >=, 8);
+	/* the audit trail was among them, and holds every attempt above:
+	 * the denied ones too, without what was sent */
+	{
+		g_autofree gchar *audit = g_build_filename (fleet->dir, "fleet", "audit.log", NULL);
+		g_autofree gchar *ledger = g_build_filename (fleet->dir, "fleet", "ledger", "ledger", NULL);
+		g_autofree gchar *data = NULL;
+		g_assert_true (g_file_get_contents (audit, &data, NULL, NULL));
+		g_assert_nonnull (strstr (data, "\"op\":\"authenticate\""));
+		g_assert_nonnull (strstr (data, "a credential in the query string"));
+		g_assert_true (g_file_test (ledger, G_FILE_TEST_IS_REGULAR));
+	}
 	for (guint i = 0; i < hits->len; i++)
 		g_test_message ("token found in %s", (const gchar *)g_ptr_array_index (hits, i));
 	g_assert_cmpuint (hits->len, ==, 0);

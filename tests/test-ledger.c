@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ppn-error.h"
+#include "ppn-file-ledger.h"
 #include "ppn-json.h"
 #include "ppn-ledger.h"
 #include "ppn-merkle.h"
@@ -876,7 +877,1079 @@ test_inclusion_needs_signed_head (void)
 	}
 }
 
+/* ---- the file ledger ---------------------------------------------------- */
+
+static void
+unprotect (const gchar *path)
+{
+	int fd = open (path, O_RDONLY | O_CLOEXEC);
+	int flags = 0;
+
+	if (fd < 0)
+		return;
+	if (ioctl (fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL) != 0) {
+		flags &= ~FS_APPEND_FL;
+		g_assert_cmpint (ioctl (fd, FS_IOC_SETFLAGS, &flags), ==, 0);
+	}
+	close (fd);
+}
+
+/* the ledger file may be append-only (chattr +a) */
+static void
+rm_rf (const gchar *path)
+{
+	g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+	const gchar *name;
+
+	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+		g_autofree gchar *child = g_build_filename (path, name, NULL);
+		if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK)) {
+			rm_rf (child);
+		} else {
+			unprotect (child);
+			g_unlink (child);
+		}
+	}
+	g_rmdir (path);
+}
+
+static GBytes *
+entry_bytes (guint64 i)
+{
+	g_autofree gchar *text = g_strdup_printf (
+		"{\"ts\":\"2026-12-03T18:07:06Z\",\"tenant\":\"alice\",\"op\":\"create\",\"vm\":\"%"
+		"016" G_GINT64_MODIFIER "x\",\"outcome\":\"ok\",\"request\":\"req-%" G_GUINT64_FORMAT "\"}",
+		i * 2654435761u, i);
+
+	return g_bytes_new (text, strlen (text));
+}
+
+static gboolean
+append_range (PpnLedger *ledger, guint64 first, guint count, GError **error)
+{
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+	guint64 index = G_MAXUINT64;
+
+	for (guint i = 0; i < count; i++)
+		g_ptr_array_add (entries, entry_bytes (first + i));
+	if (!ppn_ledger_append (ledger, entries, &index, error))
+		return FALSE;
+	g_assert_cmpuint (index, ==, first);
+	return TRUE;
+}
+
+static GBytes *
+read_bytes (const gchar *path)
+{
+	gchar *data = NULL;
+	gsize len = 0;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true (g_file_get_contents (path, &data, &len, &error));
+	g_assert_no_error (error);
+	return g_bytes_new_take (data, len);
+}
+
+static gchar *
+make_dir (void)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *dir = g_dir_make_tmp ("test-ledger-XXXXXX", &error);
+
+	g_assert_no_error (error);
+	return dir;
+}
+
+/* five appends: entries 0-3 | 4 | 5-7 | 8-12 | 13-14, a head after each */
+static const guint fixture_batches[] = {4, 1, 3, 5, 2};
+#define FIXTURE_ENTRIES 15
+
+typedef struct {
+	gchar *dir;
+	gchar *path;
+	GBytes *pub;
+	GBytes *key;
+	GPtrArray *heads; /* the head after each batch */
+} Fixture;
+
+static void
+fixture_setup (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = NULL;
+	guint64 next = 0;
+	g_autofree gchar *key_path = NULL;
+
+	fx->dir = make_dir ();
+	fx->path = g_build_filename (fx->dir, "ledger", NULL);
+	fx->heads = g_ptr_array_new_with_free_func ((GDestroyNotify)ppn_tree_head_free);
+	ledger = ppn_file_ledger_open (fx->dir, &error);
+	g_assert_no_error (error);
+	for (guint b = 0; b < G_N_ELEMENTS (fixture_batches); b++) {
+		g_assert_true (append_range (PPN_LEDGER (ledger), next, fixture_batches[b], &error));
+		g_assert_no_error (error);
+		next += fixture_batches[b];
+		g_ptr_array_add (fx->heads, ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error));
+		g_assert_no_error (error);
+	}
+	g_assert_cmpuint (next, ==, FIXTURE_ENTRIES);
+	fx->pub = ppn_ledger_get_public_key (PPN_LEDGER (ledger));
+	key_path = g_build_filename (fx->dir, "ledger.key", NULL);
+	fx->key = read_bytes (key_path);
+	/* the tamper tests edit the file, which is the point of chattr +a */
+	unprotect (fx->path);
+}
+
+static void
+fixture_teardown (Fixture *fx, gconstpointer data)
+{
+	rm_rf (fx->dir);
+	g_free (fx->dir);
+	g_free (fx->path);
+	g_bytes_unref (fx->pub);
+	g_bytes_unref (fx->key);
+	g_ptr_array_unref (fx->heads);
+}
+
+static PpnTreeHead *
+fixture_head (Fixture *fx, guint batch)
+{
+	return g_ptr_array_index (fx->heads, batch);
+}
+
+/* the file, as the tests see it: a record is its type, where it starts
+ * and how long it is, checksum included */
+typedef struct {
+	gsize offset;
+	guint8 type;
+	gsize len;
+} Record;
+
+#define HEADER_SIZE 48
+
+static GByteArray *
+file_load (const gchar *path)
+{
+	g_autoptr(GBytes) bytes = read_bytes (path);
+
+	return g_bytes_unref_to_array (g_steal_pointer (&bytes));
+}
+
+static void
+file_save (const gchar *path, GByteArray *data)
+{
+	g_autoptr(GError) error = NULL;
+
+	unprotect (path);
+	g_assert_true (g_file_set_contents (path, (const gchar *)data->data, data->len, &error));
+	g_assert_no_error (error);
+}
+
+static GArray *
+file_records (GByteArray *data)
+{
+	GArray *records = g_array_new (FALSE, FALSE, sizeof (Record));
+	gsize off = HEADER_SIZE;
+
+	while (off + 5 <= data->len) {
+		guint32 plen_be;
+		Record r;
+
+		memcpy (&plen_be, data->data + off + 1, 4);
+		r.offset = off;
+		r.type = data->data[off];
+		r.len = 5 + GUINT32_FROM_BE (plen_be) + HASH;
+		g_array_append_val (records, r);
+		off += r.len;
+	}
+	return records;
+}
+
+/* the @n-th record of @type ('E' or 'H') */
+static Record
+file_record (GArray *records, guint8 type, guint n)
+{
+	for (guint i = 0; i < records->len; i++) {
+		Record r = g_array_index (records, Record, i);
+		if (r.type == type && n-- == 0)
+			return r;
+	}
+	g_error ("the ledger has no such record");
+}
+
+/* what an adversary does after an edit: every checksum from @offset on
+ * made to match again */
+static void
+file_rechain (GByteArray *data, gsize offset)
+{
+	g_autoptr(GArray) records = file_records (data);
+
+	for (guint i = 0; i < records->len; i++) {
+		Record r = g_array_index (records, Record, i);
+		if (r.offset < offset || r.offset + r.len > data->len)
+			continue;
+		gnutls_hash_fast (GNUTLS_DIG_SHA256, data->data + r.offset - HASH, HASH + r.len - HASH,
+				  data->data + r.offset + r.len - HASH);
+	}
+}
+
+static void
+file_insert (GByteArray *data, gsize offset, const guint8 *bytes, gsize len)
+{
+	g_autoptr(GByteArray) out = g_byte_array_new ();
+
+	g_byte_array_append (out, data->data, (guint)offset);
+	g_byte_array_append (out, bytes, (guint)len);
+	g_byte_array_append (out, data->data + offset, (guint)(data->len - offset));
+	g_byte_array_set_size (data, 0);
+	g_byte_array_append (data, out->data, out->len);
+}
+
+static void
+file_remove (GByteArray *data, gsize offset, gsize len)
+{
+	g_byte_array_remove_range (data, (guint)offset, (guint)len);
+}
+
+/* a head record as the ledger writes it, chained after @data's end */
+static void
+file_append_head (GByteArray *data, const PpnTreeHead *head)
+{
+	g_autoptr(GBytes) signed_data = ppn_tree_head_signed_data (head);
+	guint32 len_be = GUINT32_TO_BE (PPN_TREE_HEAD_SIGNED_DATA_SIZE + PPN_TREE_HEAD_SIGNATURE_SIZE);
+	guint8 type = 'H';
+	gsize start = data->len;
+
+	g_byte_array_append (data, &type, 1);
+	g_byte_array_append (data, (const guint8 *)&len_be, 4);
+	g_byte_array_append (data, g_bytes_get_data (signed_data, NULL), PPN_TREE_HEAD_SIGNED_DATA_SIZE);
+	g_byte_array_append (data, g_bytes_get_data (head->signature, NULL), PPN_TREE_HEAD_SIGNATURE_SIZE);
+	g_byte_array_set_size (data, data->len + HASH);
+	file_rechain (data, start);
+}
+
+/* the head record of @record replaced by @head, chain mended */
+static void
+file_replace_head (GByteArray *data, Record record, const PpnTreeHead *head)
+{
+	g_autoptr(GBytes) signed_data = ppn_tree_head_signed_data (head);
+
+	memcpy (data->data + record.offset + 5, g_bytes_get_data (signed_data, NULL),
+		PPN_TREE_HEAD_SIGNED_DATA_SIZE);
+	memcpy (data->data + record.offset + 5 + PPN_TREE_HEAD_SIGNED_DATA_SIZE,
+		g_bytes_get_data (head->signature, NULL), PPN_TREE_HEAD_SIGNATURE_SIZE);
+	file_rechain (data, record.offset);
+}
+
+static PpnTreeHead *
+file_head (GByteArray *data, Record record)
+{
+	const guint8 *p = data->data + record.offset + 5 + 24;
+	guint64 size, ts;
+	g_autoptr(GBytes) sig = g_bytes_new (p + 48, PPN_TREE_HEAD_SIGNATURE_SIZE);
+
+	memcpy (&size, p, 8);
+	memcpy (&ts, p + 8, 8);
+	return ppn_tree_head_new (GUINT64_FROM_BE (size), p + 16, (gint64)GUINT64_FROM_BE (ts), sig);
+}
+
+/* verify fails with @problem at @index, its message saying so, and the
+ * ledger is refused */
+static void
+assert_tampered (Fixture *fx, const PpnTreeHead *published, PpnLedgerProblem problem, guint64 index,
+		 const gchar *says)
+{
+	g_auto(PpnLedgerVerifyResult) result = {0};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = NULL;
+	gboolean ok = ppn_file_ledger_verify (fx->path, fx->pub, published, &result, &error);
+
+	if (ok) {
+		g_test_fail_printf ("verify passed a tampered ledger (%s expected at %" G_GUINT64_FORMAT ")",
+				    ppn_ledger_problem_to_string (problem), index);
+		return;
+	}
+	g_test_message ("verify: %s", error->message);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_assert_cmpstr (result.message, ==, error->message);
+	if (result.problem != problem)
+		g_test_fail_printf ("expected the problem %s, got %s: %s",
+				    ppn_ledger_problem_to_string (problem),
+				    ppn_ledger_problem_to_string (result.problem), error->message);
+	g_assert_cmpuint (result.bad_index, ==, index);
+	if (index != PPN_LEDGER_NO_INDEX) {
+		g_autofree gchar *prefix = g_strdup_printf ("entry %" G_GUINT64_FORMAT ": ", index);
+		g_assert_true (g_str_has_prefix (error->message, prefix));
+		g_assert_cmpuint (result.entries, <=, index);
+	}
+	if (says != NULL && strstr (error->message, says) == NULL)
+		g_test_fail_printf ("the message '%s' does not say '%s'", error->message, says);
+	g_clear_error (&error);
+
+	if (published != NULL)
+		return; /* open does not know the published head */
+	ledger = ppn_file_ledger_open (fx->dir, &error);
+	g_assert_null (ledger);
+	g_assert_nonnull (error);
+	g_test_message ("open: %s", error->message);
+	g_assert_nonnull (strstr (error->message, "does not verify"));
+	g_assert_nonnull (strstr (error->message, result.message));
+}
+
+static void
+assert_verifies (Fixture *fx, const PpnTreeHead *published, guint64 entries, guint64 heads)
+{
+	g_auto(PpnLedgerVerifyResult) result = {0};
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true (ppn_file_ledger_verify (fx->path, fx->pub, published, &result, &error));
+	g_assert_no_error (error);
+	g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_NONE);
+	g_assert_cmpuint (result.entries, ==, entries);
+	g_assert_cmpuint (result.tree_heads, ==, heads);
+	g_assert_cmpuint (result.bad_index, ==, PPN_LEDGER_NO_INDEX);
+	g_assert_null (result.message);
+	g_assert_nonnull (result.newest_head);
+	g_assert_cmpuint (result.newest_head->tree_size, ==, entries);
+}
+
+static void
+test_tamper_none (Fixture *fx, gconstpointer data)
+{
+	assert_verifies (fx, NULL, FIXTURE_ENTRIES, G_N_ELEMENTS (fixture_batches));
+	for (guint b = 0; b < fx->heads->len; b++)
+		assert_verifies (fx, fixture_head (fx, b), FIXTURE_ENTRIES, G_N_ELEMENTS (fixture_batches));
+}
+
+static void
+test_tamper_edit_byte (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'E', 6);
+
+	file->data[r.offset + 5 + 8 + 60] ^= 0x07;
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 6, "changed");
+}
+
+static void
+test_tamper_edit_head (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'H', 2); /* after entries 5-7 */
+
+	file->data[r.offset + 5 + 24 + 16 + 3] ^= 0x80;
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 5, "tree head");
+}
+
+static void
+test_tamper_edit_header (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+
+	file->data[12] = 1; /* flags */
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_HEADER, PPN_LEDGER_NO_INDEX, "header");
+}
+
+static void
+test_tamper_delete_entry (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'E', 6);
+
+	file_remove (file, r.offset, r.len);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 6, "removed");
+}
+
+/* the last entry before a tree head: the head counts one more */
+static void
+test_tamper_delete_last_entry (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'E', 12);
+
+	file_remove (file, r.offset, r.len);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 12, "removed");
+}
+
+static void
+test_tamper_delete_head (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'H', 1); /* after entry 4 */
+
+	file_remove (file, r.offset, r.len);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 5, "removed");
+}
+
+static void
+test_tamper_swap_entries (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record a = file_record (records, 'E', 9);
+	Record b = file_record (records, 'E', 10);
+	g_autofree guint8 *copy_a = g_memdup2 (file->data + a.offset, a.len);
+	g_autofree guint8 *copy_b = g_memdup2 (file->data + b.offset, b.len);
+
+	/* b directly follows a */
+	g_assert_cmpuint (a.offset + a.len, ==, b.offset);
+	memcpy (file->data + a.offset, copy_b, b.len);
+	memcpy (file->data + a.offset + b.len, copy_a, a.len);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 9, "moved");
+}
+
+static void
+test_tamper_insert_entry (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record copy = file_record (records, 'E', 2);
+	Record before = file_record (records, 'E', 11);
+	g_autofree guint8 *bytes = g_memdup2 (file->data + copy.offset, copy.len);
+
+	file_insert (file, before.offset, bytes, copy.len);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 11, "inserted");
+}
+
+static void
+test_tamper_garbage_tail (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GByteArray) torn = NULL;
+	static const guint8 half_record[] = {'E', 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 15, '{', '"'};
+
+	torn = g_byte_array_new ();
+	g_byte_array_append (torn, file->data, file->len);
+	g_byte_array_append (file, (const guint8 *)"garbage\n", 8);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_RECORD, FIXTURE_ENTRIES, "no ledger record");
+
+	/* what a crash inside a write leaves: the start of a record */
+	g_byte_array_append (torn, half_record, sizeof half_record);
+	file_save (fx->path, torn);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_TORN_TAIL, FIXTURE_ENTRIES, "ends inside");
+}
+
+static void
+test_tamper_truncate (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) orig = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (orig);
+	Record last_entry = file_record (records, 'E', 14);
+	Record last_head = file_record (records, 'H', 4);
+	Record head13 = file_record (records, 'H', 3);
+	static const struct {
+		gint which; /* 0 inside entry 14, 1 inside the last head, 2 before it, 3 inside the header */
+		PpnLedgerProblem problem;
+		guint64 index;
+		const gchar *says;
+	} cuts[] = {
+		{0, PPN_LEDGER_PROBLEM_TORN_TAIL, 14, "ends inside its record"},
+		{1, PPN_LEDGER_PROBLEM_TORN_TAIL, 13, "ends inside a record"},
+		{2, PPN_LEDGER_PROBLEM_TORN_TAIL, 13, "no tree head covers the last 2 entries"},
+		{3, PPN_LEDGER_PROBLEM_TORN_TAIL, PPN_LEDGER_NO_INDEX, "header"},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS (cuts); i++) {
+		g_autoptr(GByteArray) file = g_byte_array_new ();
+		gsize len = cuts[i].which == 0	 ? last_entry.offset + last_entry.len / 2
+			    : cuts[i].which == 1 ? last_head.offset + last_head.len - 1
+			    : cuts[i].which == 2 ? last_head.offset
+						 : 20;
+
+		g_byte_array_append (file, orig->data, (guint)len);
+		file_save (fx->path, file);
+		assert_tampered (fx, NULL, cuts[i].problem, cuts[i].index, cuts[i].says);
+	}
+	{
+		/* cut cleanly after a head: only a head seen before says so */
+		g_autoptr(GByteArray) file = g_byte_array_new ();
+		g_byte_array_append (file, orig->data, (guint)(head13.offset + head13.len));
+		file_save (fx->path, file);
+		assert_verifies (fx, NULL, 13, 4);
+		assert_verifies (fx, fixture_head (fx, 3), 13, 4);
+		assert_tampered (fx, fixture_head (fx, 4), PPN_LEDGER_PROBLEM_PUBLISHED, 13,
+				 "removed from its end");
+	}
+}
+
+/* an entry rewritten, its checksum and all after it recomputed: only the
+ * signed root catches it, and it cannot tell which of its batch it was */
+static void
+test_tamper_forge_entry (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'E', 9);
+	gchar *op = memmem (file->data + r.offset, r.len, "create", 6);
+
+	g_assert_nonnull (op);
+	memcpy (op, "delete", 6);
+	file_rechain (file, r.offset);
+	file_save (fx->path, file);
+	/* entries 8-12 are one batch: 8 is the first not covered */
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ROOT, 8, "8 to 12 was changed");
+}
+
+/* two entries swapped with their indices rewritten and the chain mended */
+static void
+test_tamper_forge_reorder (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record a = file_record (records, 'E', 9);
+	Record b = file_record (records, 'E', 10);
+	g_autofree guint8 *copy_a = g_memdup2 (file->data + a.offset, a.len);
+	g_autofree guint8 *copy_b = g_memdup2 (file->data + b.offset, b.len);
+	guint64 nine = GUINT64_TO_BE (9), ten = GUINT64_TO_BE (10);
+
+	memcpy (file->data + a.offset, copy_b, b.len);
+	memcpy (file->data + a.offset + 5, &nine, 8);
+	memcpy (file->data + a.offset + b.len, copy_a, a.len);
+	memcpy (file->data + a.offset + b.len + 5, &ten, 8);
+	file_rechain (file, a.offset);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ROOT, 8, "moved");
+}
+
+static void
+test_tamper_bad_signature (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'H', 3); /* after entries 8-12 */
+	g_autoptr(PpnTreeHead) head = file_head (file, r);
+
+	head_flip_signature (head, 77);
+	file_replace_head (file, r, head);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_SIGNATURE, 8, "not signed by the ledger key");
+}
+
+static void
+test_tamper_other_key (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, 'H', 3);
+	g_autoptr(PpnTreeHead) head = file_head (file, r);
+	g_autoptr(GBytes) other_key = NULL;
+	g_autoptr(GBytes) other_pub = NULL;
+
+	make_key (&other_key, &other_pub);
+	{
+		/* the whole ledger against another key fails at its first head */
+		g_auto(PpnLedgerVerifyResult) result = {0};
+		g_autoptr(GError) error = NULL;
+		g_assert_false (ppn_file_ledger_verify (fx->path, other_pub, NULL, &result, &error));
+		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_SIGNATURE);
+		g_assert_cmpuint (result.bad_index, ==, 0);
+	}
+	g_assert_true (ppn_tree_head_sign (head, other_key, NULL));
+	file_replace_head (file, r, head);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_SIGNATURE, 8, "not signed by the ledger key");
+}
+
+/* a head signed with the ledger's own key (stolen, say) that goes back */
+static void
+test_tamper_size_backwards (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	PpnTreeHead *h13 = fixture_head (fx, 3);
+	PpnTreeHead *h15 = fixture_head (fx, 4);
+	g_autoptr(PpnTreeHead) back = signed_head (13, h13->root_hash, h15->timestamp, fx->key);
+	g_autoptr(PpnTreeHead) older = signed_head (15, h15->root_hash, h15->timestamp - 1, fx->key);
+
+	file_append_head (file, back);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_HEAD_ORDER, FIXTURE_ENTRIES,
+			 "goes back from tree size 15 to 13");
+
+	/* and one that repeats the size at an older time */
+	g_byte_array_set_size (
+		file, file->len - (5 + PPN_TREE_HEAD_SIGNED_DATA_SIZE + PPN_TREE_HEAD_SIGNATURE_SIZE + HASH));
+	file_append_head (file, older);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_HEAD_ORDER, FIXTURE_ENTRIES, "goes back");
+}
+
+/* another ledger under the same key that does not hold the published
+ * tree: rewritten after the head was published */
+static void
+test_tamper_published_inconsistent (Fixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = NULL;
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+
+	g_assert_cmpint (g_unlink (fx->path), ==, 0);
+	ledger = ppn_file_ledger_open (fx->dir, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < FIXTURE_ENTRIES; i++)
+		g_ptr_array_add (entries, entry_bytes (i == 3 ? 1000 : i));
+	g_assert_true (ppn_ledger_append (PPN_LEDGER (ledger), entries, NULL, &error));
+	g_clear_object (&ledger);
+	unprotect (fx->path);
+	assert_verifies (fx, NULL, FIXTURE_ENTRIES, 1);
+	/* entry 3 differs */
+	assert_tampered (fx, fixture_head (fx, 0), PPN_LEDGER_PROBLEM_PUBLISHED, PPN_LEDGER_NO_INDEX,
+			 "rewritten");
+	assert_tampered (fx, fixture_head (fx, 4), PPN_LEDGER_PROBLEM_PUBLISHED, PPN_LEDGER_NO_INDEX,
+			 "rewritten");
+}
+
+static guint
+file_mode (const gchar *path)
+{
+	struct stat st;
+
+	g_assert_cmpint (stat (path, &st), ==, 0);
+	return st.st_mode & 07777;
+}
+
+static void
+assert_heads_equal (const PpnTreeHead *a, const PpnTreeHead *b)
+{
+	g_assert_cmpuint (a->tree_size, ==, b->tree_size);
+	g_assert_cmpint (a->timestamp, ==, b->timestamp);
+	g_assert_cmpmem (a->root_hash, HASH, b->root_hash, HASH);
+	g_assert_true (g_bytes_equal (a->signature, b->signature));
+}
+
+/* every entry reads back, and its inclusion in @head verifies */
+static void
+assert_entries (PpnLedger *ledger, const PpnTreeHead *head)
+{
+	g_autoptr(GBytes) pub = ppn_ledger_get_public_key (ledger);
+	g_autoptr(GError) error = NULL;
+
+	for (guint64 i = 0; i < head->tree_size; i++) {
+		g_autoptr(GBytes) entry = ppn_ledger_get_entry (ledger, i, &error);
+		g_autoptr(GBytes) expected = entry_bytes (i);
+		g_autoptr(GPtrArray) proof = ppn_ledger_prove_inclusion (ledger, i, head->tree_size, &error);
+
+		g_assert_no_error (error);
+		g_assert_true (g_bytes_equal (entry, expected));
+		g_assert_true (ppn_ledger_verify_inclusion (head, pub, entry, i, proof, &error));
+		g_assert_no_error (error);
+	}
+}
+
+static void
+test_file_ledger_round_trip (void)
+{
+	g_autofree gchar *dir = make_dir ();
+	g_autofree gchar *key_path = g_build_filename (dir, "ledger.key", NULL);
+	g_autofree gchar *pub_path = g_build_filename (dir, "ledger.pub", NULL);
+	g_autofree gchar *path = g_build_filename (dir, "ledger", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = ppn_file_ledger_open (dir, &error);
+	g_autoptr(PpnTreeHead) first = NULL;
+	g_autoptr(PpnTreeHead) second = NULL;
+	g_autoptr(GBytes) pub = NULL;
+	g_autoptr(GPtrArray) consistency = NULL;
+
+	g_assert_no_error (error);
+	g_assert_cmphex (file_mode (key_path), ==, 0600);
+	g_assert_cmphex (file_mode (path), ==, 0600);
+	g_assert_true (g_file_test (pub_path, G_FILE_TEST_IS_REGULAR));
+	pub = ppn_ledger_get_public_key (PPN_LEDGER (ledger));
+	{
+		g_autoptr(GBytes) on_disk = read_bytes (pub_path);
+		g_assert_true (g_bytes_equal (pub, on_disk));
+	}
+
+	/* empty */
+	g_assert_null (ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+	g_clear_error (&error);
+	g_assert_null (ppn_ledger_get_entry (PPN_LEDGER (ledger), 0, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+	g_clear_error (&error);
+
+	g_assert_true (append_range (PPN_LEDGER (ledger), 0, 3, &error));
+	first = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (first->tree_size, ==, 3);
+	g_assert_true (ppn_tree_head_verify (first, pub, &error));
+	g_assert_true (append_range (PPN_LEDGER (ledger), 3, 2, &error));
+	second = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+	g_assert_cmpuint (second->tree_size, ==, 5);
+	g_assert_cmpint (second->timestamp, >=, first->timestamp);
+	assert_entries (PPN_LEDGER (ledger), first);
+	assert_entries (PPN_LEDGER (ledger), second);
+	consistency = ppn_ledger_prove_consistency (PPN_LEDGER (ledger), 3, 5, &error);
+	g_assert_no_error (error);
+	g_assert_true (ppn_ledger_verify_consistency (first, second, pub, consistency, &error));
+	g_assert_no_error (error);
+	g_assert_false (ppn_ledger_verify_consistency (second, first, pub, consistency, NULL));
+	/* beyond the ledger */
+	g_assert_null (ppn_ledger_prove_inclusion (PPN_LEDGER (ledger), 0, 6, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_clear_error (&error);
+	g_assert_null (ppn_ledger_prove_inclusion (PPN_LEDGER (ledger), 5, 5, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_clear_error (&error);
+	g_assert_null (ppn_ledger_prove_consistency (PPN_LEDGER (ledger), 3, 6, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_clear_error (&error);
+	g_assert_null (ppn_ledger_get_entry (PPN_LEDGER (ledger), 5, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+	g_clear_error (&error);
+
+	/* one writer at a time */
+	{
+		g_autoptr(PpnFileLedger) again = ppn_file_ledger_open (dir, &error);
+		g_assert_null (again);
+		g_assert_error (error, PPN_ERROR, PPN_ERROR_CONFLICT);
+		g_clear_error (&error);
+	}
+
+	/* reopened: the same heads, entries and proofs; indices go on */
+	g_clear_object (&ledger);
+	ledger = ppn_file_ledger_open (dir, &error);
+	g_assert_no_error (error);
+	{
+		g_autoptr(PpnTreeHead) head = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+		g_autoptr(GBytes) pub_again = ppn_ledger_get_public_key (PPN_LEDGER (ledger));
+		g_autoptr(GPtrArray) consistency_again =
+			ppn_ledger_prove_consistency (PPN_LEDGER (ledger), 3, 5, &error);
+
+		assert_heads_equal (head, second);
+		g_assert_true (g_bytes_equal (pub, pub_again));
+		g_assert_true (proof_equal (consistency, consistency_again));
+	}
+	assert_entries (PPN_LEDGER (ledger), first);
+	assert_entries (PPN_LEDGER (ledger), second);
+	g_assert_true (append_range (PPN_LEDGER (ledger), 5, 1, &error));
+	g_clear_object (&ledger);
+	ledger = ppn_file_ledger_open (dir, &error);
+	g_assert_no_error (error);
+	{
+		g_autoptr(PpnTreeHead) head = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+		g_auto(PpnLedgerVerifyResult) result = {0};
+
+		g_assert_cmpuint (head->tree_size, ==, 6);
+		assert_entries (PPN_LEDGER (ledger), head);
+		g_assert_true (ppn_file_ledger_verify (path, pub, second, &result, &error));
+		g_assert_no_error (error);
+		g_assert_cmpuint (result.entries, ==, 6);
+		g_assert_cmpuint (result.tree_heads, ==, 3);
+		assert_heads_equal (result.newest_head, head);
+	}
+	g_clear_object (&ledger);
+	rm_rf (dir);
+}
+
+static void
+test_file_ledger_refusals (void)
+{
+	g_autofree gchar *dir = make_dir ();
+	g_autofree gchar *key_path = g_build_filename (dir, "ledger.key", NULL);
+	g_autofree gchar *pub_path = g_build_filename (dir, "ledger.pub", NULL);
+	g_autofree gchar *saved_key = g_build_filename (dir, "saved.key", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = ppn_file_ledger_open (dir, &error);
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+	g_autoptr(PpnTreeHead) head = NULL;
+	g_autoptr(GBytes) other_key = NULL;
+	g_autoptr(GBytes) other_pub = NULL;
+
+	g_assert_no_error (error);
+	g_assert_false (ppn_ledger_append (PPN_LEDGER (ledger), entries, NULL, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_clear_error (&error);
+	/* an empty entry is an entry */
+	g_ptr_array_add (entries, g_bytes_new (NULL, 0));
+	g_assert_true (ppn_ledger_append (PPN_LEDGER (ledger), entries, NULL, &error));
+	g_assert_no_error (error);
+	{
+		g_autoptr(GBytes) back = ppn_ledger_get_entry (PPN_LEDGER (ledger), 0, &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (g_bytes_get_size (back), ==, 0);
+	}
+	head = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+	g_ptr_array_add (entries, g_bytes_new_take (g_malloc0 (PPN_FILE_LEDGER_ENTRY_MAX + 1),
+						    PPN_FILE_LEDGER_ENTRY_MAX + 1));
+	g_assert_false (ppn_ledger_append (PPN_LEDGER (ledger), entries, NULL, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_PAYLOAD_TOO_LARGE);
+	g_clear_error (&error);
+	{
+		/* nothing of the refused append counts */
+		g_autoptr(PpnTreeHead) now = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+		assert_heads_equal (now, head);
+	}
+	g_clear_object (&ledger);
+
+	/* a ledger with records and no key is not given a new key */
+	g_assert_cmpint (g_rename (key_path, saved_key), ==, 0);
+	ledger = ppn_file_ledger_open (dir, &error);
+	g_assert_null (ledger);
+	g_assert_nonnull (error);
+	g_assert_nonnull (strstr (error->message, "new key"));
+	g_clear_error (&error);
+	g_assert_false (g_file_test (key_path, G_FILE_TEST_EXISTS));
+	g_assert_cmpint (g_rename (saved_key, key_path), ==, 0);
+
+	/* a public key that is not the key's */
+	make_key (&other_key, &other_pub);
+	{
+		g_autoptr(GBytes) pub = read_bytes (pub_path);
+		g_assert_true (g_file_set_contents (pub_path, g_bytes_get_data (other_pub, NULL),
+						    (gssize)g_bytes_get_size (other_pub), NULL));
+		ledger = ppn_file_ledger_open (dir, &error);
+		g_assert_null (ledger);
+		g_assert_nonnull (strstr (error->message, "is not the public key"));
+		g_clear_error (&error);
+		/* a missing one is made again */
+		g_assert_cmpint (g_unlink (pub_path), ==, 0);
+		ledger = ppn_file_ledger_open (dir, &error);
+		g_assert_no_error (error);
+		{
+			g_autoptr(GBytes) again = read_bytes (pub_path);
+			g_assert_true (g_bytes_equal (pub, again));
+		}
+	}
+	g_clear_object (&ledger);
+
+	/* not a ledger */
+	{
+		g_autofree gchar *path = g_build_filename (dir, "ledger", NULL);
+		g_autoptr(GBytes) pub = read_bytes (pub_path);
+		g_auto(PpnLedgerVerifyResult) result = {0};
+
+		unprotect (path);
+		g_assert_true (g_file_set_contents (path, "{\"not\":\"a ledger\"}\n", -1, NULL));
+		ledger = ppn_file_ledger_open (dir, &error);
+		g_assert_null (ledger);
+		g_assert_nonnull (strstr (error->message, "not a ppn ledger"));
+		g_clear_error (&error);
+		g_assert_false (ppn_file_ledger_verify (path, pub, NULL, &result, &error));
+		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_HEADER);
+		g_clear_error (&error);
+		g_assert_false (ppn_file_ledger_verify ("/nonexistent/ledger", pub, NULL, &result, &error));
+		g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_IO);
+	}
+	rm_rf (dir);
+}
+
+/* where the filesystem and our capabilities allow it, the file itself
+ * refuses anything but appends */
+static void
+test_file_ledger_append_only (void)
+{
+	g_autofree gchar *dir = make_dir ();
+	g_autofree gchar *path = g_build_filename (dir, "ledger", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = ppn_file_ledger_open (dir, &error);
+	int fd, flags = 0;
+
+	g_assert_no_error (error);
+	g_assert_true (append_range (PPN_LEDGER (ledger), 0, 2, &error));
+	fd = open (path, O_RDONLY | O_CLOEXEC);
+	g_assert_cmpint (fd, >=, 0);
+	if (ioctl (fd, FS_IOC_GETFLAGS, &flags) < 0 || (flags & FS_APPEND_FL) == 0) {
+		close (fd);
+		g_clear_object (&ledger);
+		rm_rf (dir);
+		g_test_skip ("the ledger is not append-only here (filesystem or capabilities)");
+		return;
+	}
+	close (fd);
+	g_assert_cmpint (open (path, O_WRONLY | O_CLOEXEC), ==, -1);
+	g_assert_cmpint (errno, ==, EPERM);
+	g_assert_cmpint (truncate (path, 10), ==, -1);
+	g_assert_cmpint (errno, ==, EPERM);
+	g_assert_cmpint (g_unlink (path), ==, -1);
+	g_assert_cmpint (errno, ==, EPERM);
+	/* appends still go */
+	g_assert_true (append_range (PPN_LEDGER (ledger), 2, 2, &error));
+	g_assert_no_error (error);
+	g_clear_object (&ledger);
+	rm_rf (dir);
+}
+
+typedef struct {
+	PpnLedger *ledger;
+	guint batches;
+	gboolean failed;
+} Writer;
+
+static gpointer
+writer_thread (gpointer data)
+{
+	Writer *w = data;
+
+	for (guint b = 0; b < w->batches; b++) {
+		g_autoptr(GError) error = NULL;
+		if (!append_range (w->ledger, (guint64)b * 5, 5, &error)) {
+			w->failed = TRUE;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* appends in a thread while the main thread reads heads, entries and
+ * proofs: what it sees is always a signed head it can prove against */
+static void
+test_file_ledger_threads (void)
+{
+	g_autofree gchar *dir = make_dir ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = ppn_file_ledger_open (dir, &error);
+	g_autoptr(GBytes) pub = NULL;
+	Writer w = {NULL, 60, FALSE};
+	GThread *thread;
+	guint reads = 0;
+	GRand *rand = g_rand_new_with_seed (9162);
+
+	g_assert_no_error (error);
+	w.ledger = PPN_LEDGER (ledger);
+	pub = ppn_ledger_get_public_key (w.ledger);
+	thread = g_thread_new ("ledger-writer", writer_thread, &w);
+	while (TRUE) {
+		g_autoptr(PpnTreeHead) head = ppn_ledger_get_tree_head (w.ledger, NULL);
+		guint64 index;
+
+		if (head == NULL)
+			continue;
+		g_assert_true (ppn_tree_head_verify (head, pub, NULL));
+		index = (guint64)g_rand_int_range (rand, 0, (gint32)head->tree_size);
+		{
+			g_autoptr(GBytes) entry = ppn_ledger_get_entry (w.ledger, index, &error);
+			g_autoptr(GPtrArray) proof =
+				ppn_ledger_prove_inclusion (w.ledger, index, head->tree_size, &error);
+			g_assert_no_error (error);
+			g_assert_true (ppn_ledger_verify_inclusion (head, pub, entry, index, proof, &error));
+			g_assert_no_error (error);
+		}
+		reads++;
+		if (head->tree_size == (guint64)w.batches * 5)
+			break;
+	}
+	g_thread_join (thread);
+	g_assert_false (w.failed);
+	g_test_message ("%u reads during %u appends", reads, w.batches);
+	g_rand_free (rand);
+	g_clear_object (&ledger);
+	rm_rf (dir);
+}
+
+static gboolean
+run_ok (const gchar *cmd)
+{
+	const gchar *argv[] = {"sh", "-c", cmd, NULL};
+	gint status = -1;
+
+	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
+			     NULL) &&
+	       g_spawn_check_wait_status (status, NULL);
+}
+
+static guint64
+file_size (const gchar *path)
+{
+	struct stat st;
+
+	g_assert_cmpint (stat (path, &st), ==, 0);
+	return (guint64)st.st_size;
+}
+
+/* an append that does not fit takes nothing with it: the file is as it
+ * was, the ledger goes on as it was, and appends work once there is room */
+static void
+test_file_ledger_disk_full (void)
+{
+	g_autofree gchar *base = make_dir ();
+	g_autofree gchar *dir = g_build_filename (base, "full", NULL);
+	g_autofree gchar *path = g_build_filename (dir, "ledger", NULL);
+	g_autofree gchar *filler = g_build_filename (dir, "filler", NULL);
+	g_autofree gchar *mount = g_strdup_printf ("mount -t tmpfs -o size=64k ppn-test-ledger '%s'", dir);
+	g_autofree gchar *fill =
+		g_strdup_printf ("dd if=/dev/zero of='%s' bs=4k count=4 2>/dev/null", filler);
+	g_autofree gchar *umount = g_strdup_printf ("umount -l '%s'", dir);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnFileLedger) ledger = NULL;
+	g_autoptr(PpnTreeHead) before = NULL;
+	guint64 next = 0, size_before;
+	gboolean full = FALSE;
+
+	g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+	if (!run_ok (mount)) {
+		rm_rf (base);
+		g_test_skip ("cannot mount a tmpfs here (not root?)");
+		return;
+	}
+	g_assert_true (run_ok (fill));
+	ledger = ppn_file_ledger_open (dir, &error);
+	g_assert_no_error (error);
+	/* batches of 10 entries of some 200 bytes until the disk is full */
+	while (!full) {
+		g_clear_pointer (&before, ppn_tree_head_free);
+		before = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), NULL);
+		size_before = file_size (path);
+		if (append_range (PPN_LEDGER (ledger), next, 10, &error)) {
+			next += 10;
+			g_assert_cmpuint (next, <, 10000);
+			continue;
+		}
+		full = TRUE;
+	}
+	g_test_message ("full after %" G_GUINT64_FORMAT " entries: %s", next, error->message);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE);
+	g_assert_nonnull (strstr (error->message, g_strerror (ENOSPC)));
+	g_clear_error (&error);
+	g_assert_cmpuint (file_size (path), ==, size_before);
+	{
+		g_autoptr(PpnTreeHead) now = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+		assert_heads_equal (now, before);
+		assert_entries (PPN_LEDGER (ledger), now);
+		g_assert_null (ppn_ledger_get_entry (PPN_LEDGER (ledger), next, &error));
+		g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
+		g_clear_error (&error);
+	}
+	/* room again: the indices go on where they were */
+	g_assert_cmpint (g_unlink (filler), ==, 0);
+	g_assert_true (append_range (PPN_LEDGER (ledger), next, 10, &error));
+	g_assert_no_error (error);
+	next += 10;
+	g_clear_object (&ledger);
+	ledger = ppn_file_ledger_open (dir, &error);
+	g_assert_no_error (error);
+	{
+		g_autoptr(PpnTreeHead) now = ppn_ledger_get_tree_head (PPN_LEDGER (ledger), &error);
+		g_assert_cmpuint (now->tree_size, ==, next);
+		assert_entries (PPN_LEDGER (ledger), now);
+	}
+	g_clear_object (&ledger);
+	rm_rf (dir);
+	g_assert_true (run_ok (umount));
+	rm_rf (base);
+}
+
 /* ---- main --------------------------------------------------------------- */
+
+static void
+add_tamper_test (const gchar *path, void (*fn) (Fixture *, gconstpointer))
+{
+	g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown);
+}
 
 int
 main (int argc, char **argv)
@@ -892,5 +1965,27 @@ main (int argc, char **argv)
 	g_test_add_func ("/tree-head/json", test_tree_head_json);
 	g_test_add_func ("/tree-head/sign-verify", test_tree_head_sign_verify);
 	g_test_add_func ("/ledger/inclusion-needs-signed-head", test_inclusion_needs_signed_head);
+	g_test_add_func ("/file-ledger/round-trip", test_file_ledger_round_trip);
+	g_test_add_func ("/file-ledger/refusals", test_file_ledger_refusals);
+	g_test_add_func ("/file-ledger/append-only", test_file_ledger_append_only);
+	g_test_add_func ("/file-ledger/threads", test_file_ledger_threads);
+	g_test_add_func ("/file-ledger/disk-full", test_file_ledger_disk_full);
+	add_tamper_test ("/file-ledger/tamper/none", test_tamper_none);
+	add_tamper_test ("/file-ledger/tamper/edit-byte", test_tamper_edit_byte);
+	add_tamper_test ("/file-ledger/tamper/edit-head", test_tamper_edit_head);
+	add_tamper_test ("/file-ledger/tamper/edit-header", test_tamper_edit_header);
+	add_tamper_test ("/file-ledger/tamper/delete-entry", test_tamper_delete_entry);
+	add_tamper_test ("/file-ledger/tamper/delete-last-entry", test_tamper_delete_last_entry);
+	add_tamper_test ("/file-ledger/tamper/delete-head", test_tamper_delete_head);
+	add_tamper_test ("/file-ledger/tamper/swap-entries", test_tamper_swap_entries);
+	add_tamper_test ("/file-ledger/tamper/insert-entry", test_tamper_insert_entry);
+	add_tamper_test ("/file-ledger/tamper/garbage-tail", test_tamper_garbage_tail);
+	add_tamper_test ("/file-ledger/tamper/truncate", test_tamper_truncate);
+	add_tamper_test ("/file-ledger/tamper/forge-entry", test_tamper_forge_entry);
+	add_tamper_test ("/file-ledger/tamper/forge-reorder", test_tamper_forge_reorder);
+	add_tamper_test ("/file-ledger/tamper/bad-signature", test_tamper_bad_signature);
+	add_tamper_test ("/file-ledger/tamper/other-key", test_tamper_other_key);
+	add_tamper_test ("/file-ledger/tamper/size-backwards", test_tamper_size_backwards);
+	add_tamper_test ("/file-ledger/tamper/published-inconsistent", test_tamper_published_inconsistent);
 	return g_test_run ();
 }

@@ -1336,6 +1336,10 @@ test_tamper_garbage_tail (Fixture *fx, gconstpointer data)
 	g_byte_array_append (file, (const guint8 *)"garbage\n", 8);
 	file_save (fx->path, file);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_RECORD, FIXTURE_ENTRIES, "no ledger record");
+	/* too short to be the start of a record */
+	g_byte_array_set_size (file, file->len - 5);
+	file_save (fx->path, file);
+	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_TORN_TAIL, FIXTURE_ENTRIES, "3 bytes");
 
 	/* what a crash inside a write leaves: the start of a record */
 	g_byte_array_append (torn, half_record, sizeof half_record);
@@ -1358,7 +1362,7 @@ test_tamper_truncate (Fixture *fx, gconstpointer data)
 		const gchar *says;
 	} cuts[] = {
 		{0, PPN_LEDGER_PROBLEM_TORN_TAIL, 14, "ends inside its record"},
-		{1, PPN_LEDGER_PROBLEM_TORN_TAIL, 13, "ends inside a record"},
+		{1, PPN_LEDGER_PROBLEM_TORN_TAIL, 13, "ends inside a tree head record"},
 		{2, PPN_LEDGER_PROBLEM_TORN_TAIL, 13, "no tree head covers the last 2 entries"},
 		{3, PPN_LEDGER_PROBLEM_TORN_TAIL, PPN_LEDGER_NO_INDEX, "header"},
 	};
@@ -1943,6 +1947,233 @@ test_file_ledger_disk_full (void)
 	rm_rf (base);
 }
 
+/* ---- ppnctl ledger ------------------------------------------------------ */
+
+static gchar *ppnctl_path;
+
+/* runs the built ppnctl, without PPN_* from our environment */
+static int
+run_ppnctl (gchar **out, gchar **err, ...) G_GNUC_NULL_TERMINATED;
+static int
+run_ppnctl (gchar **out, gchar **err, ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher =
+		g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *stdout_text = NULL;
+	g_autofree gchar *stderr_text = NULL;
+	va_list ap;
+
+	g_subprocess_launcher_unsetenv (launcher, "PPN_URL");
+	g_subprocess_launcher_unsetenv (launcher, "PPN_CA");
+	g_subprocess_launcher_unsetenv (launcher, "PPN_TOKEN");
+	g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
+	g_ptr_array_add (argv, ppnctl_path);
+	va_start (ap, err);
+	for (const gchar *a = va_arg (ap, const gchar *); a != NULL; a = va_arg (ap, const gchar *))
+		g_ptr_array_add (argv, (gpointer)a);
+	va_end (ap);
+	g_ptr_array_add (argv, NULL);
+	proc = g_subprocess_launcher_spawnv (launcher, (const gchar *const *)argv->pdata, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_subprocess_communicate_utf8 (proc, NULL, NULL, &stdout_text, &stderr_text, &error));
+	g_assert_no_error (error);
+	g_assert_true (g_subprocess_get_if_exited (proc));
+	if (out != NULL)
+		*out = g_steal_pointer (&stdout_text);
+	if (err != NULL)
+		*err = g_steal_pointer (&stderr_text);
+	return g_subprocess_get_exit_status (proc);
+}
+
+static void
+assert_exit (int got, int expected, const gchar *what, const gchar *err)
+{
+	if (got != expected)
+		g_test_fail_printf ("%s: expected exit %d, got %d (stderr: %s)", what, expected, got,
+				    err != NULL ? err : "");
+}
+
+static gchar *
+write_json (Fixture *fx, const gchar *name, JsonNode *node)
+{
+	gchar *path = g_build_filename (fx->dir, name, NULL);
+	g_autofree gchar *data = ppn_json_to_data (node, NULL);
+
+	g_assert_true (g_file_set_contents (path, data, -1, NULL));
+	return path;
+}
+
+static gchar *
+write_head (Fixture *fx, const gchar *name, const PpnTreeHead *head)
+{
+	g_autoptr(JsonNode) node = ppn_tree_head_to_json (head);
+
+	return write_json (fx, name, node);
+}
+
+static JsonObject *
+parse_object (const gchar *text)
+{
+	g_autoptr(JsonNode) node = json_from_string (text, NULL);
+
+	g_assert_nonnull (node);
+	g_assert_true (JSON_NODE_HOLDS_OBJECT (node));
+	return json_object_ref (json_node_get_object (node));
+}
+
+/* what an operator or a tenant runs: exit codes, the named entry */
+static void
+test_ppnctl_ledger (Fixture *fx, gconstpointer data)
+{
+	g_autofree gchar *pub_path = g_build_filename (fx->dir, "ledger.pub", NULL);
+	g_autofree gchar *h13 = write_head (fx, "h13.json", fixture_head (fx, 3));
+	g_autofree gchar *h15 = write_head (fx, "h15.json", fixture_head (fx, 4));
+	g_autofree gchar *consistency = NULL;
+	g_autofree gchar *inclusion = NULL;
+	g_autofree gchar *entry = g_build_filename (fx->dir, "entry9", NULL);
+	g_autoptr(GError) error = NULL;
+	gchar *out = NULL, *err = NULL;
+	int rc;
+
+	if (!g_file_test (ppnctl_path, G_FILE_TEST_IS_EXECUTABLE)) {
+		g_test_fail_printf ("ppnctl not found at %s (set PPN_BUILDDIR)", ppnctl_path);
+		return;
+	}
+	{
+		g_autoptr(PpnFileLedger) ledger = ppn_file_ledger_open (fx->dir, &error);
+		g_autoptr(GPtrArray) p1 = ppn_ledger_prove_consistency (PPN_LEDGER (ledger), 13, 15, &error);
+		g_autoptr(GPtrArray) p2 = ppn_ledger_prove_inclusion (PPN_LEDGER (ledger), 9, 15, &error);
+		g_autoptr(GBytes) e9 = ppn_ledger_get_entry (PPN_LEDGER (ledger), 9, &error);
+		g_autoptr(JsonNode) n1 = NULL;
+		g_autoptr(JsonNode) n2 = NULL;
+		g_autoptr(JsonObject) wrapped = json_object_new ();
+
+		g_assert_no_error (error);
+		n1 = ppn_merkle_proof_to_json (p1);
+		consistency = write_json (fx, "consistency.json", n1);
+		/* as the API might answer it: the proof as a member */
+		json_object_set_member (wrapped, "proof", ppn_merkle_proof_to_json (p2));
+		n2 = json_node_init_object (json_node_alloc (), wrapped);
+		inclusion = write_json (fx, "inclusion.json", n2);
+		g_assert_true (g_file_set_contents (entry, g_bytes_get_data (e9, NULL),
+						    (gssize)g_bytes_get_size (e9), NULL));
+	}
+
+	rc = run_ppnctl (&out, &err, "ledger", "verify", fx->dir, NULL);
+	assert_exit (rc, 0, "verify", err);
+	g_assert_nonnull (strstr (out, "15 verified"));
+	g_assert_nonnull (strstr (out, "tree size 15"));
+	g_assert_nonnull (strstr (out, "beside the ledger"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	rc = run_ppnctl (&out, &err, "ledger", "verify", fx->path, "--key", pub_path, "--tree-head", h13,
+			 NULL);
+	assert_exit (rc, 0, "verify --tree-head", err);
+	g_assert_nonnull (strstr (out, "holds the tree of 13 entries"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	rc = run_ppnctl (&out, &err, "--json", "ledger", "verify", fx->dir, NULL);
+	assert_exit (rc, 0, "verify --json", err);
+	{
+		g_autoptr(JsonObject) obj = parse_object (out);
+		g_assert_true (json_object_get_boolean_member (obj, "verified"));
+		g_assert_cmpint (json_object_get_int_member (obj, "entries"), ==, 15);
+		g_assert_cmpint (json_object_get_int_member (obj, "tree_heads"), ==, 5);
+	}
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	rc = run_ppnctl (&out, &err, "ledger", "show-head", fx->dir, NULL);
+	assert_exit (rc, 0, "show-head", err);
+	{
+		g_autoptr(JsonNode) node = json_from_string (out, NULL);
+		g_autoptr(PpnTreeHead) head = ppn_tree_head_from_json (node, &error);
+		g_assert_no_error (error);
+		assert_heads_equal (head, fixture_head (fx, 4));
+	}
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	rc = run_ppnctl (&out, &err, "ledger", "consistency", h13, h15, "--proof", consistency, "--key",
+			 pub_path, NULL);
+	assert_exit (rc, 0, "consistency", err);
+	g_assert_nonnull (strstr (out, "Consistent"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	rc = run_ppnctl (&out, &err, "ledger", "consistency", h15, h13, "--proof", consistency, "--key",
+			 pub_path, NULL);
+	assert_exit (rc, 6, "consistency backwards", err);
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	rc = run_ppnctl (&out, &err, "ledger", "inclusion", entry, "--index", "9", "--tree-head", h15,
+			 "--proof", inclusion, "--key", pub_path, NULL);
+	assert_exit (rc, 0, "inclusion", err);
+	g_assert_nonnull (strstr (out, "Included"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	rc = run_ppnctl (&out, &err, "ledger", "inclusion", entry, "--index", "8", "--tree-head", h15,
+			 "--proof", inclusion, "--key", pub_path, NULL);
+	assert_exit (rc, 6, "inclusion at the wrong index", err);
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	/* usage, and a ledger that is not there */
+	rc = run_ppnctl (&out, &err, "ledger", "verify", NULL);
+	assert_exit (rc, 2, "verify without a ledger", err);
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	rc = run_ppnctl (&out, &err, "ledger", "consistency", h13, h15, NULL);
+	assert_exit (rc, 2, "consistency without --proof", err);
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	{
+		g_autofree gchar *missing = g_build_filename (fx->dir, "missing", NULL);
+		rc = run_ppnctl (&out, &err, "ledger", "verify", missing, "--key", pub_path, NULL);
+		assert_exit (rc, 3, "verify a missing ledger", err);
+		g_clear_pointer (&out, g_free);
+		g_clear_pointer (&err, g_free);
+	}
+
+	/* tampered: exit 6 and the entry named */
+	{
+		g_autoptr(GByteArray) file = file_load (fx->path);
+		g_autoptr(GArray) records = file_records (file);
+		Record r = file_record (records, 'E', 6);
+
+		file->data[r.offset + 5 + 8 + 60] ^= 0x07;
+		file_save (fx->path, file);
+	}
+	rc = run_ppnctl (&out, &err, "ledger", "verify", fx->dir, NULL);
+	assert_exit (rc, 6, "verify a tampered ledger", err);
+	g_test_message ("stderr: %s", err);
+	g_assert_true (g_str_has_prefix (err, "ppnctl: "));
+	g_assert_nonnull (strstr (err, "entry 6: "));
+	g_assert_nonnull (strstr (out, "5 verified before the problem"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	rc = run_ppnctl (&out, &err, "--json", "ledger", "verify", fx->dir, NULL);
+	assert_exit (rc, 6, "verify --json a tampered ledger", err);
+	{
+		g_autoptr(JsonObject) obj = parse_object (out);
+		g_assert_false (json_object_get_boolean_member (obj, "verified"));
+		g_assert_cmpstr (json_object_get_string_member (obj, "problem"), ==, "checksum");
+		g_assert_cmpint (json_object_get_int_member (obj, "bad_index"), ==, 6);
+	}
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	rc = run_ppnctl (&out, &err, "ledger", "show-head", fx->dir, NULL);
+	assert_exit (rc, 6, "show-head of a tampered ledger", err);
+	g_assert_cmpstr (out, ==, "");
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void
@@ -1954,7 +2185,14 @@ add_tamper_test (const gchar *path, void (*fn) (Fixture *, gconstpointer))
 int
 main (int argc, char **argv)
 {
+	const gchar *builddir = g_getenv ("PPN_BUILDDIR");
+	int ret;
+
 	g_test_init (&argc, &argv, NULL);
+	if (builddir != NULL)
+		ppnctl_path = g_build_filename (builddir, "ppnctl", NULL);
+	else
+		ppnctl_path = g_test_build_filename (G_TEST_BUILT, "..", "ppnctl", NULL);
 	g_test_add_func ("/merkle/known-answers", test_merkle_known_answers);
 	g_test_add_func ("/merkle/consistency-edges", test_merkle_consistency_edges);
 	g_test_add_func ("/merkle/brute-force", test_merkle_brute_force);
@@ -1987,5 +2225,8 @@ main (int argc, char **argv)
 	add_tamper_test ("/file-ledger/tamper/other-key", test_tamper_other_key);
 	add_tamper_test ("/file-ledger/tamper/size-backwards", test_tamper_size_backwards);
 	add_tamper_test ("/file-ledger/tamper/published-inconsistent", test_tamper_published_inconsistent);
-	return g_test_run ();
+	add_tamper_test ("/ppnctl/ledger", test_ppnctl_ledger);
+	ret = g_test_run ();
+	g_free (ppnctl_path);
+	return ret;
 }

@@ -444,12 +444,19 @@ ppn_ledger_scan_torn (PpnLedgerScan *scan, guint64 offset, guint8 type, gsize ha
 			  G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes): a torn "
 			  "write, or the file was cut"),
 			scan->entries, offset, have, want);
+	if (type == PPN_LEDGER_RECORD_HEAD)
+		return ppn_ledger_scan_fail (
+			scan, PPN_LEDGER_PROBLEM_TORN_TAIL, scan->covered, offset,
+			_("entry %" G_GUINT64_FORMAT ": the file ends inside a tree head record (offset %"
+			  G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes), so no tree "
+			  "head covers the entries from %" G_GUINT64_FORMAT " on: a torn write, or the file "
+			  "was cut"),
+			scan->covered, offset, have, want, scan->covered);
 	return ppn_ledger_scan_fail (
-		scan, PPN_LEDGER_PROBLEM_TORN_TAIL, scan->covered, offset,
-		_("entry %" G_GUINT64_FORMAT ": the file ends inside a record (offset %" G_GUINT64_FORMAT
-		  ", %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes), so no tree head covers the "
-		  "entries from %" G_GUINT64_FORMAT " on: a torn write, or the file was cut"),
-		scan->covered, offset, have, want, scan->covered);
+		scan, PPN_LEDGER_PROBLEM_TORN_TAIL, scan->entries, offset,
+		_("entry %" G_GUINT64_FORMAT ": the file ends in %" G_GSIZE_FORMAT " bytes at offset %"
+		  G_GUINT64_FORMAT " that are no ledger record: bytes were added, or a write was torn"),
+		scan->entries, have, offset);
 }
 
 static gboolean

@@ -24,6 +24,7 @@
 #include "ppn-json.h"
 #include "ppn-ledger.h"
 #include "ppn-merkle.h"
+#include "ppn-test-util.h"
 
 #define HASH PPN_MERKLE_HASH_SIZE
 
@@ -894,25 +895,6 @@ unprotect (const gchar *path)
 	close (fd);
 }
 
-/* the ledger file may be append-only (chattr +a) */
-static void
-rm_rf (const gchar *path)
-{
-	g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-	const gchar *name;
-
-	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-		g_autofree gchar *child = g_build_filename (path, name, NULL);
-		if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK)) {
-			rm_rf (child);
-		} else {
-			unprotect (child);
-			g_unlink (child);
-		}
-	}
-	g_rmdir (path);
-}
-
 static GBytes *
 entry_bytes (guint64 i)
 {
@@ -1003,7 +985,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
-	rm_rf (fx->dir);
+	ppn_test_rm_rf (fx->dir);
 	g_free (fx->dir);
 	g_free (fx->path);
 	g_bytes_unref (fx->pub);
@@ -1221,27 +1203,67 @@ test_tamper_none (Fixture *fx, gconstpointer data)
 		assert_verifies (fx, fixture_head (fx, b), FIXTURE_ENTRIES, G_N_ELEMENTS (fixture_batches));
 }
 
+/* the ledger file with one byte of the @n-th record of @type flipped, @at
+ * bytes into its payload */
 static void
-test_tamper_edit_byte (Fixture *fx, gconstpointer data)
+tamper_flip (Fixture *fx, guint8 type, guint n, gsize at, guint8 mask)
 {
 	g_autoptr(GByteArray) file = file_load (fx->path);
 	g_autoptr(GArray) records = file_records (file);
-	Record r = file_record (records, 'E', 6);
+	Record r = file_record (records, type, n);
 
-	file->data[r.offset + 5 + 8 + 60] ^= 0x07;
+	file->data[r.offset + 5 + at] ^= mask;
 	file_save (fx->path, file);
+}
+
+static void
+tamper_remove (Fixture *fx, guint8 type, guint n)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record r = file_record (records, type, n);
+
+	file_remove (file, r.offset, r.len);
+	file_save (fx->path, file);
+}
+
+/* entries 9 and 10 swapped; @forge: their indices rewritten and every
+ * checksum mended, as an adversary would */
+static void
+tamper_swap (Fixture *fx, gboolean forge)
+{
+	g_autoptr(GByteArray) file = file_load (fx->path);
+	g_autoptr(GArray) records = file_records (file);
+	Record a = file_record (records, 'E', 9);
+	Record b = file_record (records, 'E', 10);
+	g_autofree guint8 *copy_a = g_memdup2 (file->data + a.offset, a.len);
+	g_autofree guint8 *copy_b = g_memdup2 (file->data + b.offset, b.len);
+	guint64 nine = GUINT64_TO_BE (9), ten = GUINT64_TO_BE (10);
+
+	/* b directly follows a */
+	g_assert_cmpuint (a.offset + a.len, ==, b.offset);
+	memcpy (file->data + a.offset, copy_b, b.len);
+	memcpy (file->data + a.offset + b.len, copy_a, a.len);
+	if (forge) {
+		memcpy (file->data + a.offset + 5, &nine, 8);
+		memcpy (file->data + a.offset + b.len + 5, &ten, 8);
+		file_rechain (file, a.offset);
+	}
+	file_save (fx->path, file);
+}
+
+static void
+test_tamper_edit_byte (Fixture *fx, gconstpointer data)
+{
+	tamper_flip (fx, 'E', 6, 8 + 60, 0x07);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 6, "changed");
 }
 
 static void
 test_tamper_edit_head (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record r = file_record (records, 'H', 2); /* after entries 5-7 */
-
-	file->data[r.offset + 5 + 24 + 16 + 3] ^= 0x80;
-	file_save (fx->path, file);
+	/* the root hash of the head after entries 5-7 */
+	tamper_flip (fx, 'H', 2, 24 + 16 + 3, 0x80);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 5, "tree head");
 }
 
@@ -1258,12 +1280,7 @@ test_tamper_edit_header (Fixture *fx, gconstpointer data)
 static void
 test_tamper_delete_entry (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record r = file_record (records, 'E', 6);
-
-	file_remove (file, r.offset, r.len);
-	file_save (fx->path, file);
+	tamper_remove (fx, 'E', 6);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 6, "removed");
 }
 
@@ -1271,42 +1288,22 @@ test_tamper_delete_entry (Fixture *fx, gconstpointer data)
 static void
 test_tamper_delete_last_entry (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record r = file_record (records, 'E', 12);
-
-	file_remove (file, r.offset, r.len);
-	file_save (fx->path, file);
+	tamper_remove (fx, 'E', 12);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 12, "removed");
 }
 
 static void
 test_tamper_delete_head (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record r = file_record (records, 'H', 1); /* after entry 4 */
-
-	file_remove (file, r.offset, r.len);
-	file_save (fx->path, file);
+	/* the head after entry 4: entry 5 no longer chains */
+	tamper_remove (fx, 'H', 1);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_CHECKSUM, 5, "removed");
 }
 
 static void
 test_tamper_swap_entries (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record a = file_record (records, 'E', 9);
-	Record b = file_record (records, 'E', 10);
-	g_autofree guint8 *copy_a = g_memdup2 (file->data + a.offset, a.len);
-	g_autofree guint8 *copy_b = g_memdup2 (file->data + b.offset, b.len);
-
-	/* b directly follows a */
-	g_assert_cmpuint (a.offset + a.len, ==, b.offset);
-	memcpy (file->data + a.offset, copy_b, b.len);
-	memcpy (file->data + a.offset + b.len, copy_a, a.len);
-	file_save (fx->path, file);
+	tamper_swap (fx, FALSE);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ORDER, 9, "moved");
 }
 
@@ -1412,20 +1409,7 @@ test_tamper_forge_entry (Fixture *fx, gconstpointer data)
 static void
 test_tamper_forge_reorder (Fixture *fx, gconstpointer data)
 {
-	g_autoptr(GByteArray) file = file_load (fx->path);
-	g_autoptr(GArray) records = file_records (file);
-	Record a = file_record (records, 'E', 9);
-	Record b = file_record (records, 'E', 10);
-	g_autofree guint8 *copy_a = g_memdup2 (file->data + a.offset, a.len);
-	g_autofree guint8 *copy_b = g_memdup2 (file->data + b.offset, b.len);
-	guint64 nine = GUINT64_TO_BE (9), ten = GUINT64_TO_BE (10);
-
-	memcpy (file->data + a.offset, copy_b, b.len);
-	memcpy (file->data + a.offset + 5, &nine, 8);
-	memcpy (file->data + a.offset + b.len, copy_a, a.len);
-	memcpy (file->data + a.offset + b.len + 5, &ten, 8);
-	file_rechain (file, a.offset);
-	file_save (fx->path, file);
+	tamper_swap (fx, TRUE);
 	assert_tampered (fx, NULL, PPN_LEDGER_PROBLEM_ROOT, 8, "moved");
 }
 
@@ -1656,7 +1640,7 @@ test_file_ledger_round_trip (void)
 		assert_heads_equal (result.newest_head, head);
 	}
 	g_clear_object (&ledger);
-	rm_rf (dir);
+	ppn_test_rm_rf (dir);
 }
 
 static void
@@ -1749,7 +1733,7 @@ test_file_ledger_refusals (void)
 		g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
 		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_IO);
 	}
-	rm_rf (dir);
+	ppn_test_rm_rf (dir);
 }
 
 /* where the filesystem and our capabilities allow it, the file itself
@@ -1770,7 +1754,7 @@ test_file_ledger_append_only (void)
 	if (ioctl (fd, FS_IOC_GETFLAGS, &flags) < 0 || (flags & FS_APPEND_FL) == 0) {
 		close (fd);
 		g_clear_object (&ledger);
-		rm_rf (dir);
+		ppn_test_rm_rf (dir);
 		g_test_skip ("the ledger is not append-only here (filesystem or capabilities)");
 		return;
 	}
@@ -1785,7 +1769,7 @@ test_file_ledger_append_only (void)
 	g_assert_true (append_range (PPN_LEDGER (ledger), 2, 2, &error));
 	g_assert_no_error (error);
 	g_clear_object (&ledger);
-	rm_rf (dir);
+	ppn_test_rm_rf (dir);
 }
 
 typedef struct {
@@ -1852,7 +1836,7 @@ test_file_ledger_threads (void)
 	g_test_message ("%u reads during %u appends", reads, w.batches);
 	g_rand_free (rand);
 	g_clear_object (&ledger);
-	rm_rf (dir);
+	ppn_test_rm_rf (dir);
 }
 
 static gboolean
@@ -1860,10 +1844,9 @@ run_ok (const gchar *cmd)
 {
 	const gchar *argv[] = {"sh", "-c", cmd, NULL};
 	gint status = -1;
+	g_autofree gchar *out = ppn_test_run (argv, &status);
 
-	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
-			     NULL) &&
-	       g_spawn_check_wait_status (status, NULL);
+	return g_spawn_check_wait_status (status, NULL);
 }
 
 static guint64
@@ -1896,7 +1879,7 @@ test_file_ledger_disk_full (void)
 
 	g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
 	if (!run_ok (mount)) {
-		rm_rf (base);
+		ppn_test_rm_rf (base);
 		g_test_skip ("cannot mount a tmpfs here (not root?)");
 		return;
 	}
@@ -1942,9 +1925,9 @@ test_file_ledger_disk_full (void)
 		assert_entries (PPN_LEDGER (ledger), now);
 	}
 	g_clear_object (&ledger);
-	rm_rf (dir);
+	ppn_test_rm_rf (dir);
 	g_assert_true (run_ok (umount));
-	rm_rf (base);
+	ppn_test_rm_rf (base);
 }
 
 /* ---- ppnctl ledger ------------------------------------------------------ */
@@ -2141,14 +2124,7 @@ test_ppnctl_ledger (Fixture *fx, gconstpointer data)
 	}
 
 	/* tampered: exit 6 and the entry named */
-	{
-		g_autoptr(GByteArray) file = file_load (fx->path);
-		g_autoptr(GArray) records = file_records (file);
-		Record r = file_record (records, 'E', 6);
-
-		file->data[r.offset + 5 + 8 + 60] ^= 0x07;
-		file_save (fx->path, file);
-	}
+	tamper_flip (fx, 'E', 6, 8 + 60, 0x07);
 	rc = run_ppnctl (&out, &err, "ledger", "verify", fx->dir, NULL);
 	assert_exit (rc, 6, "verify a tampered ledger", err);
 	g_test_message ("stderr: %s", err);

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
-#include <gnutls/crypto.h>
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/file.h>
@@ -74,14 +73,6 @@ G_DEFINE_TYPE_WITH_CODE (PpnFileLedger,
 			 G_TYPE_OBJECT,
 			 G_IMPLEMENT_INTERFACE (PPN_TYPE_LEDGER, ppn_file_ledger_iface_init))
 
-static void
-ppn_ledger_sha256 (const void *data, gsize len, guint8 out[PPN_MERKLE_HASH_SIZE])
-{
-	/* as in ppn-merkle.c: nothing to recover from */
-	if (gnutls_hash_fast (GNUTLS_DIG_SHA256, data, len, out) < 0)
-		g_error ("gnutls cannot compute SHA-256");
-}
-
 static guint32
 ppn_ledger_get_u32 (const guint8 *p)
 {
@@ -117,7 +108,7 @@ ppn_ledger_header (guint8 out[PPN_LEDGER_HEADER_SIZE])
 	memcpy (out, PPN_LEDGER_MAGIC, 8);
 	memcpy (out + 8, &version, 4);
 	memcpy (out + 12, &flags, 4);
-	ppn_ledger_sha256 (out, 16, out + 16);
+	ppn_merkle_sha256 (out, 16, out + 16);
 }
 
 /* appends a record to @buf, whose last 32 bytes are the chain so far */
@@ -137,7 +128,7 @@ ppn_ledger_put_record (GByteArray *buf,
 	g_byte_array_append (buf, a, (guint)a_len);
 	if (b_len > 0)
 		g_byte_array_append (buf, b, (guint)b_len);
-	ppn_ledger_sha256 (buf->data + start, buf->len - start, checksum);
+	ppn_merkle_sha256 (buf->data + start, buf->len - start, checksum);
 	g_byte_array_append (buf, checksum, sizeof checksum);
 }
 
@@ -512,7 +503,7 @@ ppn_ledger_scan_record (PpnLedgerScan *scan, PpnLedgerReader *reader, guint64 *o
 	if ((gsize)n < want)
 		return ppn_ledger_scan_torn (scan, *offset, type, (gsize)n - PPN_LEDGER_CHAIN_SIZE,
 					     want - PPN_LEDGER_CHAIN_SIZE);
-	ppn_ledger_sha256 (p, want - PPN_MERKLE_HASH_SIZE, checksum);
+	ppn_merkle_sha256 (p, want - PPN_MERKLE_HASH_SIZE, checksum);
 	ok = memcmp (checksum, p + want - PPN_MERKLE_HASH_SIZE, PPN_MERKLE_HASH_SIZE) == 0;
 	p += PPN_LEDGER_CHAIN_SIZE + PPN_LEDGER_PREFIX_SIZE;
 	if (type == PPN_LEDGER_RECORD_ENTRY && !ppn_ledger_scan_entry (scan, *offset, p, len, ok))
@@ -1013,7 +1004,7 @@ ppn_file_ledger_get_entry (PpnLedger *ledger, guint64 index, GError **error)
 	if (!ppn_file_ledger_pread (self, record + sizeof prefix, total - sizeof prefix,
 				    offset + PPN_LEDGER_PREFIX_SIZE, error))
 		return NULL;
-	ppn_ledger_sha256 (record, total - PPN_MERKLE_HASH_SIZE, checksum);
+	ppn_merkle_sha256 (record, total - PPN_MERKLE_HASH_SIZE, checksum);
 	ppn_merkle_leaf_hash (record + sizeof prefix + 8, len - 8, actual);
 	if (memcmp (checksum, record + total - PPN_MERKLE_HASH_SIZE, PPN_MERKLE_HASH_SIZE) != 0 ||
 	    ppn_ledger_get_u64 (record + sizeof prefix) != index || memcmp (actual, leaf, sizeof leaf) != 0)

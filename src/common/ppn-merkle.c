@@ -27,7 +27,7 @@ struct _PpnMerkleTree {
 	guint64 size;
 };
 
-static void
+void
 ppn_merkle_sha256 (const void *data, gsize len, guint8 out[PPN_MERKLE_HASH_SIZE])
 {
 	/* SHA-256 of memory in hand fails only in a gnutls without SHA-256;

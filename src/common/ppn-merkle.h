@@ -14,6 +14,9 @@ void ppn_merkle_node_hash (const guint8 left[PPN_MERKLE_HASH_SIZE],
 			   const guint8 right[PPN_MERKLE_HASH_SIZE],
 			   guint8 out[PPN_MERKLE_HASH_SIZE]);
 
+/* plain SHA-256, as the empty tree and the ledger file's checksums use it */
+void ppn_merkle_sha256 (const void *data, gsize len, guint8 out[PPN_MERKLE_HASH_SIZE]);
+
 /* An in-memory tree over leaf hashes, appended to in order, that answers
  * roots and proofs for any tree size up to its own in O(log n) hashes. */
 typedef struct _PpnMerkleTree PpnMerkleTree;

@@ -45,6 +45,15 @@ ppn_test_run (const gchar *const *argv, gint *exit_status)
 	return g_steal_pointer (&out);
 }
 
+void
+ppn_test_rm_rf (const gchar *path)
+{
+	const gchar *unprotect[] = {"chattr", "-R", "-a", path, NULL};
+	const gchar *rm[] = {"rm", "-rf", path, NULL};
+	g_autofree gchar *out = ppn_test_run (unprotect, NULL);
+	g_autofree gchar *out2 = ppn_test_run (rm, NULL);
+}
+
 gboolean
 ppn_test_libvirt_available (const gchar *uri)
 {
@@ -666,10 +675,8 @@ ppn_test_fleet_free (PpnTestFleet *fleet)
 			g_printerr ("destroyed leftover domain %s\n", (const gchar *)g_ptr_array_index (left, i));
 		}
 	}
-	if (fleet->dir != NULL && g_getenv ("PPN_TEST_KEEP_LOGS") == NULL) {
-		const gchar *argv[] = {"rm", "-rf", fleet->dir, NULL};
-		g_autofree gchar *out = ppn_test_run (argv, NULL);
-	}
+	if (fleet->dir != NULL && g_getenv ("PPN_TEST_KEEP_LOGS") == NULL)
+		ppn_test_rm_rf (fleet->dir);
 	g_clear_object (&fleet->session);
 	g_free (fleet->dir);
 	g_free (fleet->ca_dir);

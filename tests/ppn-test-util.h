@@ -47,6 +47,8 @@ gchar *ppn_test_build_path (const gchar *name);
 gchar *ppn_test_src_path (const gchar *name);
 gboolean ppn_test_libvirt_available (const gchar *uri);
 gchar *ppn_test_run (const gchar *const *argv, gint *exit_status);
+/* rm -rf, after lifting the append-only flag (chattr +a) a ledger may have */
+void ppn_test_rm_rf (const gchar *path);
 
 PpnTestFleet *ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error);
 gboolean ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error);

@@ -11,9 +11,11 @@ G_BEGIN_DECLS
 typedef struct gnutls_x509_crt_int PpnX509Crt;
 typedef struct gnutls_x509_privkey_int PpnX509Privkey;
 typedef struct gnutls_privkey_st PpnPrivkey;
+typedef struct gnutls_pubkey_st PpnPubkey;
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnX509Crt, gnutls_x509_crt_deinit)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnX509Privkey, gnutls_x509_privkey_deinit)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnPrivkey, gnutls_privkey_deinit)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnPubkey, gnutls_pubkey_deinit)
 
 typedef gnutls_datum_t PpnGnutlsDatum;
 static inline void

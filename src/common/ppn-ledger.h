@@ -40,6 +40,38 @@ PpnTreeHead *ppn_tree_head_from_json (JsonNode *node, GError **error);
  * proves nothing, so callers verify the head first. */
 gboolean ppn_tree_head_verify (const PpnTreeHead *head, GBytes *public_key_pem, GError **error);
 
+/* an Ed25519 signature */
+#define PPN_TREE_HEAD_SIGNATURE_SIZE 64
+/* ppn_tree_head_signed_data() starts with this tag and its NUL */
+#define PPN_TREE_HEAD_DOMAIN "ppn-ledger-tree-head-v1"
+#define PPN_TREE_HEAD_SIGNED_DATA_SIZE (sizeof PPN_TREE_HEAD_DOMAIN + 8 + 8 + PPN_MERKLE_HASH_SIZE)
+
+/* @signature may be NULL: a head still to be signed */
+PpnTreeHead *ppn_tree_head_new (guint64 tree_size,
+				const guint8 root_hash[PPN_MERKLE_HASH_SIZE],
+				gint64 timestamp,
+				GBytes *signature);
+/* signs @head with a PEM Ed25519 private key, replacing any signature */
+gboolean ppn_tree_head_sign (PpnTreeHead *head, GBytes *private_key_pem, GError **error);
+/* a new Ed25519 key pair, both PEM (PKCS #8 and SubjectPublicKeyInfo) */
+gboolean ppn_ledger_generate_key (GBytes **private_key_pem, GBytes **public_key_pem, GError **error);
+
+/* what a tenant or an auditor checks offline: the head's signature
+ * first, then the proof against that head. @entry is the entry's bytes
+ * (its leaf hash is computed here). */
+gboolean ppn_ledger_verify_inclusion (const PpnTreeHead *head,
+				      GBytes *public_key_pem,
+				      GBytes *entry,
+				      guint64 index,
+				      GPtrArray *proof,
+				      GError **error);
+/* both heads' signatures, then that @new_head's tree extends @old_head's */
+gboolean ppn_ledger_verify_consistency (const PpnTreeHead *old_head,
+					const PpnTreeHead *new_head,
+					GBytes *public_key_pem,
+					GPtrArray *proof,
+					GError **error);
+
 /* proofs are arrays of GBytes of PPN_MERKLE_HASH_SIZE bytes each;
  * to/from JSON as an array of base64 strings */
 JsonNode *ppn_merkle_proof_to_json (GPtrArray *proof);
@@ -63,7 +95,7 @@ struct _PpnLedgerInterface {
 	GPtrArray *(*prove_inclusion) (PpnLedger *self, guint64 index, guint64 tree_size, GError **error);
 	/* RFC 9162 2.1.4 consistency proof between tree sizes @first and @second */
 	GPtrArray *(*prove_consistency) (PpnLedger *self, guint64 first, guint64 second, GError **error);
-	/* the PEM public key heads are signed with */
+	/* the PEM public key heads are signed with (a new reference) */
 	GBytes *(*get_public_key) (PpnLedger *self);
 };
 

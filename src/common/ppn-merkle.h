@@ -14,6 +14,9 @@ void ppn_merkle_node_hash (const guint8 left[PPN_MERKLE_HASH_SIZE],
 			   const guint8 right[PPN_MERKLE_HASH_SIZE],
 			   guint8 out[PPN_MERKLE_HASH_SIZE]);
 
+/* plain SHA-256, as the empty tree and the ledger file's checksums use it */
+void ppn_merkle_sha256 (const void *data, gsize len, guint8 out[PPN_MERKLE_HASH_SIZE]);
+
 /* An in-memory tree over leaf hashes, appended to in order, that answers
  * roots and proofs for any tree size up to its own in O(log n) hashes. */
 typedef struct _PpnMerkleTree PpnMerkleTree;
@@ -25,6 +28,8 @@ void ppn_merkle_tree_append (PpnMerkleTree *tree, const guint8 leaf_hash[PPN_MER
 /* forgets the leaves from @size on (an append that failed) */
 void ppn_merkle_tree_truncate (PpnMerkleTree *tree, guint64 size);
 guint64 ppn_merkle_tree_size (PpnMerkleTree *tree);
+/* the leaf hash of entry @index; FALSE when the tree is smaller */
+gboolean ppn_merkle_tree_get_leaf (PpnMerkleTree *tree, guint64 index, guint8 out[PPN_MERKLE_HASH_SIZE]);
 gboolean ppn_merkle_tree_root (PpnMerkleTree *tree, guint64 tree_size, guint8 out[PPN_MERKLE_HASH_SIZE], GError **error);
 GPtrArray *ppn_merkle_tree_prove_inclusion (PpnMerkleTree *tree, guint64 index, guint64 tree_size, GError **error);
 GPtrArray *ppn_merkle_tree_prove_consistency (PpnMerkleTree *tree, guint64 first, guint64 second, GError **error);

@@ -16,6 +16,7 @@ static const PpnctlCommand commands[] = {
 	{"ca", ppnctl_builtin_ca, N_("Create the fleet CA (operators)")},
 	{"cert", ppnctl_builtin_cert, N_("Issue a certificate from the fleet CA (operators)")},
 	{"tenant", ppnctl_builtin_tenant, N_("Add a tenant to the tenants file (operators)")},
+	{"ledger", ppnctl_builtin_ledger, N_("Verify the audit ledger and its proofs, offline")},
 	{NULL, NULL, NULL},
 };
 

@@ -22,5 +22,6 @@ gboolean ppnctl_builtin_images (int argc, char **argv, GCancellable *cancellable
 gboolean ppnctl_builtin_ca (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_cert (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_tenant (int argc, char **argv, GCancellable *cancellable, GError **error);
+gboolean ppnctl_builtin_ledger (int argc, char **argv, GCancellable *cancellable, GError **error);
 
 G_END_DECLS

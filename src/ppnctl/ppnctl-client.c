@@ -104,7 +104,8 @@ ppnctl_exit_codes_help (void)
 		 "  3  not found (404)\n"
 		 "  4  unauthorized (401)\n"
 		 "  5  quota exceeded or forbidden (403)\n"
-		 "  6  invalid request (400, 409, 413, 415)\n"
+		 "  6  invalid request (400, 409, 413, 415), or a ledger or proof that does\n"
+		 "     not verify\n"
 		 "  7  no capacity or unavailable (503)\n"
 		 "\n"
 		 "Environment: PPN_URL, PPN_CA, PPN_TOKEN. There is no option taking the token\n"
@@ -138,9 +139,12 @@ gchar *
 ppnctl_commands_help (const PpnctlCommand *commands)
 {
 	GString *s = g_string_new (_("Commands:"));
+	int width = 8;
 
 	for (guint i = 0; commands[i].name != NULL; i++)
-		g_string_append_printf (s, "\n  %-8s %s", commands[i].name, _(commands[i].summary));
+		width = MAX (width, (int)strlen (commands[i].name));
+	for (guint i = 0; commands[i].name != NULL; i++)
+		g_string_append_printf (s, "\n  %-*s %s", width, commands[i].name, _(commands[i].summary));
 	return g_string_free (s, FALSE);
 }
 

@@ -18,7 +18,7 @@ typedef enum {
 	PPNCTL_EXIT_NOT_FOUND = 3,    /* 404 */
 	PPNCTL_EXIT_UNAUTHORIZED = 4, /* 401 */
 	PPNCTL_EXIT_FORBIDDEN = 5,    /* 403: quota exceeded, forbidden */
-	PPNCTL_EXIT_INVALID = 6,      /* 400, 409, 413, 415 */
+	PPNCTL_EXIT_INVALID = 6,      /* 400, 409, 413, 415; a ledger or proof that does not verify */
 	PPNCTL_EXIT_UNAVAILABLE = 7,  /* 503: no capacity, unavailable */
 } PpnctlExit;
 

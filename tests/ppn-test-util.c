@@ -418,7 +418,6 @@ ppn_test_fleet_ppnctl (PpnTestFleet *fleet, const gchar *token, gchar **out, gch
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
 	g_auto(GStrv) env = g_get_environ ();
-	g_autofree gchar *token_file = g_build_filename (fleet->dir, "ppnctl-token", NULL);
 	g_autofree gchar *ca = g_build_filename (fleet->ca_dir, "ca.pem", NULL);
 	g_autoptr(GError) error = NULL;
 	gint status = -1;
@@ -434,11 +433,8 @@ ppn_test_fleet_ppnctl (PpnTestFleet *fleet, const gchar *token, gchar **out, gch
 	env = g_environ_setenv (env, "PPN_URL", fleet->url, TRUE);
 	env = g_environ_setenv (env, "PPN_CA", ca, TRUE);
 	env = g_environ_unsetenv (env, "PPN_TOKEN");
-	if (token != NULL) {
-		g_assert_true (g_file_set_contents (token_file, token, -1, NULL));
-		g_chmod (token_file, 0600);
-		env = g_environ_setenv (env, "PPN_TOKEN", token_file, TRUE);
-	}
+	if (token != NULL)
+		env = g_environ_setenv (env, "PPN_TOKEN", token, TRUE);
 	if (!g_spawn_sync (NULL, (gchar **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status,
 			   &error))
 		g_error ("cannot run ppnctl: %s", error->message);

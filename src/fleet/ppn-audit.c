@@ -300,7 +300,11 @@ ppn_audit_record_async (PpnAudit *self, const PpnAuditEvent *event, GAsyncReadyC
 	p = g_new0 (PpnAuditPending, 1);
 	p->entry = json_object_new ();
 	{
-		g_autofree gchar *now = ppn_json_format_time (g_get_real_time ());
+		/* to the microsecond: records of one second stay apart */
+		gint64 usec = g_get_real_time ();
+		g_autoptr(GDateTime) secs = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
+		g_autoptr(GDateTime) t = g_date_time_add (secs, usec % G_USEC_PER_SEC);
+		g_autofree gchar *now = g_date_time_format (t, "%Y-%m-%dT%H:%M:%S.%fZ");
 		/* "index" comes first in the line; the writer sets its value */
 		json_object_set_int_member (p->entry, "index", -1);
 		json_object_set_string_member (p->entry, "time", now);

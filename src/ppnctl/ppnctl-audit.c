@@ -167,6 +167,15 @@ ppnctl_audit_save_head (const PpnTreeHead *head, GError **error)
 	return g_file_set_contents (opt_save_head, data, (gssize)len, error);
 }
 
+/* a table cell: what the entry has, "-" for a null or missing member */
+static const gchar *
+ppnctl_audit_cell (JsonObject *entry, const gchar *member)
+{
+	const gchar *value = ppnctl_json_string (entry, member);
+
+	return value != NULL ? value : "-";
+}
+
 static void
 ppnctl_audit_add_rows (PpnctlTable *table, JsonArray *entries)
 {
@@ -175,10 +184,9 @@ ppnctl_audit_add_rows (PpnctlTable *table, JsonArray *entries)
 		JsonObject *entry = json_object_get_object_member (item, "entry");
 		g_autofree gchar *index = ppnctl_json_int (item, "index");
 
-		ppnctl_table_add_row (table, index, ppnctl_json_string (entry, "time"),
-				      ppnctl_json_string (entry, "op"), ppnctl_json_string (entry, "vm_id"),
-				      ppnctl_json_string (entry, "outcome"), ppnctl_json_string (entry, "error"),
-				      ppnctl_json_string (entry, "request_id"), NULL);
+		ppnctl_table_add_row (table, index, ppnctl_audit_cell (entry, "time"), ppnctl_audit_cell (entry, "op"),
+				      ppnctl_audit_cell (entry, "vm_id"), ppnctl_audit_cell (entry, "outcome"),
+				      ppnctl_audit_cell (entry, "error"), ppnctl_audit_cell (entry, "request_id"), NULL);
 	}
 }
 

@@ -279,7 +279,7 @@ ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
 	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
 				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
 				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
-				"max-vcpus=64\nmax-memory-mib=32768\n"
+				"capacity-vcpus=64\ncapacity-memory-mib=32768\n"
 				"[tls]\nca=ca/ca.pem\ncert=agent.pem\nkey=agent-key.pem\n",
 				fleet->node_id, port, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
 				fleet->port_first, fleet->port_last);

@@ -485,7 +485,7 @@ test_to_json (void)
 	g_assert_true (json_object_get_boolean_member (n1, "alive"));
 	g_assert_false (json_object_get_boolean_member (n1, "degraded"));
 	g_assert_cmpstr (json_object_get_string_member (n1, "accel"), ==, "tcg");
-	g_assert_cmpfloat (json_object_get_double_member (n1, "heartbeat_age_s"), <, 5.0);
+	g_assert_cmpint (json_object_get_int_member (n1, "heartbeat_age_ms"), <, 5000);
 	g_assert_cmpint (json_object_get_int_member (n1, "vcpus"), ==, 4);
 	g_assert_cmpint (json_object_get_int_member (n1, "used_vcpus"), ==, 3);
 	g_assert_cmpint (json_object_get_int_member (n1, "memory_mib"), ==, 4096);
@@ -496,7 +496,7 @@ test_to_json (void)
 	g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (n1, "images"), 0), ==, "img");
 	n2 = json_array_get_object_element (list, 1);
 	g_assert_cmpstr (json_object_get_string_member (n2, "state"), ==, "silent");
-	g_assert_true (json_object_get_null_member (n2, "heartbeat_age_s"));
+	g_assert_true (json_object_get_null_member (n2, "heartbeat_age_ms"));
 	g_assert_true (json_object_get_null_member (n2, "accel"));
 }
 

@@ -621,9 +621,9 @@ ppn_nodes_to_json (PpnNodes *self)
 		else
 			json_builder_add_null_value (b);
 		/* null: not heard from since the fleet started */
-		json_builder_set_member_name (b, "heartbeat_age_s");
+		json_builder_set_member_name (b, "heartbeat_age_ms");
 		if (node->last_seen != 0)
-			json_builder_add_double_value (b, (gdouble)((now - node->last_seen) / 1000) / 1000.0);
+			json_builder_add_int_value (b, (now - node->last_seen) / 1000);
 		else
 			json_builder_add_null_value (b);
 		json_builder_set_member_name (b, "accel");

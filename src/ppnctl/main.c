@@ -15,6 +15,7 @@ static const PpnctlCommand commands[] = {
 	{"ca", ppnctl_builtin_ca, N_("Create the fleet CA (operators)")},
 	{"cert", ppnctl_builtin_cert, N_("Issue a certificate from the fleet CA (operators)")},
 	{"tenant", ppnctl_builtin_tenant, N_("Add a tenant to the tenants file (operators)")},
+	{"node", ppnctl_builtin_node, N_("List the fleet's nodes and their load (operators)")},
 	{NULL, NULL, NULL},
 };
 

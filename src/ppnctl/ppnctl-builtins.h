@@ -21,5 +21,6 @@ gboolean ppnctl_builtin_images (int argc, char **argv, GCancellable *cancellable
 gboolean ppnctl_builtin_ca (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_cert (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_tenant (int argc, char **argv, GCancellable *cancellable, GError **error);
+gboolean ppnctl_builtin_node (int argc, char **argv, GCancellable *cancellable, GError **error);
 
 G_END_DECLS

@@ -462,6 +462,34 @@ test_bad_heartbeat (void)
 	g_assert_cmpuint (n1->used_vcpus, ==, 1);
 }
 
+/* a node's identity is its certificate's, and its address its own */
+static void
+test_identity (void)
+{
+	g_autoptr(PpnNodes) nodes = ppn_nodes_new (15);
+	g_autoptr(GError) error = NULL;
+	const gchar *json = "{\"node_id\":\"n5\",\"agent_url\":\"https://n1.example:9444\",\"accel\":\"tcg\","
+			    "\"capacity\":{\"vcpus\":4,\"memory_mib\":4096,\"free_ports\":10},\"domains\":[]}";
+	g_autoptr(JsonNode) same_address = ppn_json_parse_object (json, strlen (json), 16, NULL);
+
+	plain (nodes, "n1");
+	/* the certificate says n2, the heartbeat n1 */
+	{
+		g_autofree gchar *body = g_strdup ("{\"node_id\":\"n1\",\"agent_url\":\"https://n2.example:9444\","
+						   "\"accel\":\"tcg\",\"capacity\":{\"vcpus\":4,\"memory_mib\":4096,"
+						   "\"free_ports\":10},\"domains\":[]}");
+		g_autoptr(JsonNode) node = ppn_json_parse_object (body, strlen (body), 16, NULL);
+		g_assert_false (ppn_nodes_heartbeat (nodes, "n2", json_node_get_object (node), &error));
+		g_assert_error (error, PPN_ERROR, PPN_ERROR_FORBIDDEN);
+		g_clear_error (&error);
+		g_assert_null (ppn_nodes_lookup (nodes, "n2"));
+	}
+	/* a second live node at the address of n1 */
+	g_assert_false (ppn_nodes_heartbeat (nodes, "n5", json_node_get_object (same_address), &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_CONFLICT);
+	g_assert_null (ppn_nodes_lookup (nodes, "n5"));
+}
+
 /* the operators' view */
 static void
 test_to_json (void)
@@ -517,6 +545,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/placement/accel", test_accel);
 	g_test_add_func ("/placement/ports", test_ports);
 	g_test_add_func ("/placement/bad-heartbeat", test_bad_heartbeat);
+	g_test_add_func ("/placement/identity", test_identity);
 	g_test_add_func ("/placement/to-json", test_to_json);
 	return g_test_run ();
 }

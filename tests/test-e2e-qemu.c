@@ -270,7 +270,6 @@ test_two_nodes (void)
 {
 	PpnTestFleetOptions opts = {.libvirt_uri = "qemu:///system", .real_guest = TRUE, .max_vms = 4,
 				    .agent_count = 2};
-	g_autoptr(GError) error = NULL;
 	g_autoptr(PpnTestFleet) fleet = NULL;
 	PpnTestAgent *second;
 	const gchar *nodes[2];
@@ -281,10 +280,7 @@ test_two_nodes (void)
 
 	if (!qemu_available ())
 		return;
-	fleet = ppn_test_fleet_new (&opts, &error);
-	g_assert_no_error (error);
-	ppn_test_fleet_start (fleet, &error);
-	g_assert_no_error (error);
+	fleet = ppn_test_fleet_new_started (&opts);
 	second = g_ptr_array_index (fleet->agents, 0);
 	nodes[0] = fleet->node_id;
 	nodes[1] = second->node_id;

@@ -94,6 +94,23 @@ count_on (GHashTable *counts, const gchar *node)
 			     GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts, node)) + 1));
 }
 
+/* a create that must succeed, counted on its node; never on @not_on */
+static void
+create_counted (PpnTestFleet *fleet, guint n, GHashTable *counts, const gchar *not_on)
+{
+	g_autofree gchar *name = g_strdup_printf ("vm%u", n);
+	g_autofree gchar *raw = NULL;
+	guint status = 0;
+	g_autoptr(JsonNode) vm = create (fleet, name, NULL, &status, &raw);
+	const gchar *node;
+
+	if (status != 201)
+		g_error ("create %s: expected 201, got %u: %s", name, status, raw);
+	node = created_on (fleet, vm);
+	g_assert_cmpstr (node, !=, not_on);
+	count_on (counts, node);
+}
+
 static guint
 count_of (GHashTable *counts, const gchar *node)
 {
@@ -160,16 +177,8 @@ test_spread_and_dead_node (void)
 	}
 
 	/* spread: six VMs on three equal nodes, two each */
-	for (guint i = 0; i < 6; i++, n++) {
-		g_autofree gchar *name = g_strdup_printf ("vm%u", n);
-		g_autofree gchar *raw = NULL;
-		guint status = 0;
-		g_autoptr(JsonNode) vm = create (fleet, name, NULL, &status, &raw);
-		if (status != 201)
-			g_error ("create %s: expected 201, got %u: %s", name, status, raw);
-		count_on (counts, created_on (fleet, vm));
-		created++;
-	}
+	for (guint i = 0; i < 6; i++, created++)
+		create_counted (fleet, n++, counts, NULL);
 	for (guint i = 0; i < 3; i++) {
 		g_test_message ("node %s: %u VMs", ids[i], count_of (counts, ids[i]));
 		g_assert_cmpuint (count_of (counts, ids[i]), ==, 2);
@@ -225,17 +234,8 @@ test_spread_and_dead_node (void)
 	g_assert_cmpuint ((silent_at - killed_at) / G_USEC_PER_SEC, >=, NODE_TIMEOUT_S - 1);
 
 	/* the two live nodes share the rest evenly */
-	for (guint i = 0; i < 6; i++, n++) {
-		g_autofree gchar *name = g_strdup_printf ("vm%u", n);
-		g_autofree gchar *raw = NULL;
-		guint status = 0;
-		g_autoptr(JsonNode) vm = create (fleet, name, NULL, &status, &raw);
-		if (status != 201)
-			g_error ("create %s after the node died: expected 201, got %u: %s", name, status, raw);
-		g_assert_cmpstr (created_on (fleet, vm), !=, victim->node_id);
-		count_on (counts, json_object_get_string_member (obj (vm), "node"));
-		created++;
-	}
+	for (guint i = 0; i < 6; i++, created++)
+		create_counted (fleet, n++, counts, victim->node_id);
 	g_test_message ("VMs: %s %u, %s %u, %s %u (dead)", ids[0], count_of (counts, ids[0]), ids[1],
 			count_of (counts, ids[1]), ids[2], count_of (counts, ids[2]));
 	g_assert_cmpuint (count_of (counts, victim->node_id), ==, 2);

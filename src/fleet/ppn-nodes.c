@@ -591,6 +591,23 @@ ppn_nodes_state (PpnNodes *self, const PpnNode *node)
 	return node->degraded ? "degraded" : "alive";
 }
 
+static void
+ppn_nodes_member_string (JsonBuilder *b, const gchar *member, const gchar *value)
+{
+	json_builder_set_member_name (b, member);
+	if (value != NULL)
+		json_builder_add_string_value (b, value);
+	else
+		json_builder_add_null_value (b);
+}
+
+static void
+ppn_nodes_member_int (JsonBuilder *b, const gchar *member, gint64 value)
+{
+	json_builder_set_member_name (b, member);
+	json_builder_add_int_value (b, value);
+}
+
 /* the operators' view: every node the fleet knows, by id */
 JsonNode *
 ppn_nodes_to_json (PpnNodes *self)
@@ -607,44 +624,26 @@ ppn_nodes_to_json (PpnNodes *self)
 	for (GList *l = ids; l != NULL; l = l->next) {
 		PpnNode *node = g_hash_table_lookup (self->by_id, l->data);
 		json_builder_begin_object (b);
-		json_builder_set_member_name (b, "id");
-		json_builder_add_string_value (b, node->id);
-		json_builder_set_member_name (b, "state");
-		json_builder_add_string_value (b, ppn_nodes_state (self, node));
+		ppn_nodes_member_string (b, "id", node->id);
+		ppn_nodes_member_string (b, "state", ppn_nodes_state (self, node));
 		json_builder_set_member_name (b, "alive");
 		json_builder_add_boolean_value (b, ppn_nodes_is_alive (self, node));
 		json_builder_set_member_name (b, "degraded");
 		json_builder_add_boolean_value (b, node->degraded);
-		json_builder_set_member_name (b, "agent_url");
-		if (node->agent_url != NULL)
-			json_builder_add_string_value (b, node->agent_url);
-		else
-			json_builder_add_null_value (b);
+		ppn_nodes_member_string (b, "agent_url", node->agent_url);
 		/* null: not heard from since the fleet started */
-		json_builder_set_member_name (b, "heartbeat_age_ms");
 		if (node->last_seen != 0)
-			json_builder_add_int_value (b, (now - node->last_seen) / 1000);
+			ppn_nodes_member_int (b, "heartbeat_age_ms", (now - node->last_seen) / 1000);
 		else
-			json_builder_add_null_value (b);
-		json_builder_set_member_name (b, "accel");
-		if (node->accel != NULL)
-			json_builder_add_string_value (b, node->accel);
-		else
-			json_builder_add_null_value (b);
-		json_builder_set_member_name (b, "vcpus");
-		json_builder_add_int_value (b, node->vcpus);
-		json_builder_set_member_name (b, "used_vcpus");
-		json_builder_add_int_value (b, node->used_vcpus);
-		json_builder_set_member_name (b, "memory_mib");
-		json_builder_add_int_value (b, node->memory_mib);
-		json_builder_set_member_name (b, "used_memory_mib");
-		json_builder_add_int_value (b, node->used_memory_mib);
-		json_builder_set_member_name (b, "vms");
-		json_builder_add_int_value (b, ppn_nodes_count_vms (node));
-		json_builder_set_member_name (b, "reserved");
-		json_builder_add_int_value (b, ppn_nodes_count_reserved (node));
-		json_builder_set_member_name (b, "free_ports");
-		json_builder_add_int_value (b, ppn_node_free_ports (node));
+			ppn_nodes_member_string (b, "heartbeat_age_ms", NULL);
+		ppn_nodes_member_string (b, "accel", node->accel);
+		ppn_nodes_member_int (b, "vcpus", node->vcpus);
+		ppn_nodes_member_int (b, "used_vcpus", node->used_vcpus);
+		ppn_nodes_member_int (b, "memory_mib", node->memory_mib);
+		ppn_nodes_member_int (b, "used_memory_mib", node->used_memory_mib);
+		ppn_nodes_member_int (b, "vms", ppn_nodes_count_vms (node));
+		ppn_nodes_member_int (b, "reserved", ppn_nodes_count_reserved (node));
+		ppn_nodes_member_int (b, "free_ports", ppn_node_free_ports (node));
 		json_builder_set_member_name (b, "images");
 		json_builder_begin_array (b);
 		for (guint i = 0; node->images != NULL && i < json_array_get_length (node->images); i++) {

@@ -15,6 +15,8 @@
 #include "ppn-tls.h"
 #include "ppn-token.h"
 
+static void ppn_test_agent_free (PpnTestAgent *agent);
+
 gchar *
 ppn_test_build_path (const gchar *name)
 {
@@ -120,6 +122,7 @@ ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **error)
 	guint base;
 
 	fleet->opts = *opts;
+	fleet->agents = g_ptr_array_new_with_free_func ((GDestroyNotify)ppn_test_agent_free);
 	fleet->dir = g_dir_make_tmp ("ppn-fleet-XXXXXX", error);
 	if (fleet->dir == NULL)
 		return NULL;
@@ -278,32 +281,120 @@ ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error)
 	return TRUE;
 }
 
+/* an agent NAME: NAMEd.conf, NAMEd.log, state in NAME/, certificate
+ * NAME.pem; its URL from the line it prints once it listens */
+static GSubprocess *
+ppn_test_spawn_agentd (PpnTestFleet *fleet,
+		       const gchar *name,
+		       const gchar *node_id,
+		       guint16 listen_port,
+		       guint16 port_first,
+		       guint16 port_last,
+		       gchar **url,
+		       GError **error)
+{
+	g_autofree gchar *conf_name = g_strconcat (name, "d.conf", NULL);
+	g_autofree gchar *log = g_strconcat (name, "d.log", NULL);
+	g_autofree gchar *conf_path = g_build_filename (fleet->dir, conf_name, NULL);
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *line = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+
+	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
+				"libvirt-uri=%s\nstate-dir=%s/%s\nimage-dir=%s\nport-range=%u-%u\n"
+				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
+				"capacity-vcpus=64\ncapacity-memory-mib=32768\n%s\n"
+				"[tls]\nca=ca/ca.pem\ncert=%s.pem\nkey=%s-key.pem\n",
+				node_id, listen_port, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, name,
+				fleet->image_dir, port_first, port_last,
+				fleet->opts.agent_extra != NULL ? fleet->opts.agent_extra : "", name, name);
+	if (!ppn_test_write (conf_path, conf, error))
+		return NULL;
+	proc = ppn_test_spawn (fleet, "ppn-agentd", conf_path, log, error);
+	if (proc == NULL)
+		return NULL;
+	line = ppn_test_wait_log (fleet, proc, log, "listening on ", error);
+	if (line == NULL)
+		return NULL;
+	*url = g_strdup (strstr (line, "listening on ") + strlen ("listening on "));
+	return g_steal_pointer (&proc);
+}
+
 gboolean
 ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error)
 {
-	g_autofree gchar *conf_path = g_build_filename (fleet->dir, "agentd.conf", NULL);
-	g_autofree gchar *conf = NULL;
-	g_autofree gchar *line = NULL;
+	g_autofree gchar *url = NULL;
 
-	guint port = fleet->agent_port;
-	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
-				"libvirt-uri=%s\nstate-dir=%s/agent\nimage-dir=%s\nport-range=%u-%u\n"
-				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
-				"max-vcpus=64\nmax-memory-mib=32768\n"
-				"[tls]\nca=ca/ca.pem\ncert=agent.pem\nkey=agent-key.pem\n",
-				fleet->node_id, port, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, fleet->image_dir,
-				fleet->port_first, fleet->port_last);
-	if (!ppn_test_write (conf_path, conf, error))
-		return FALSE;
-	fleet->agentd = ppn_test_spawn (fleet, "ppn-agentd", conf_path, "agentd.log", error);
+	fleet->agentd = ppn_test_spawn_agentd (fleet, "agent", fleet->node_id, fleet->agent_port, fleet->port_first,
+					       fleet->port_last, &url, error);
 	if (fleet->agentd == NULL)
 		return FALSE;
-	line = ppn_test_wait_log (fleet, fleet->agentd, "agentd.log", "listening on ", error);
-	if (line == NULL)
-		return FALSE;
 	g_free (fleet->agent_url);
-	fleet->agent_url = g_strdup (strstr (line, "listening on ") + strlen ("listening on "));
+	fleet->agent_url = g_steal_pointer (&url);
 	return TRUE;
+}
+
+static void
+ppn_test_agent_free (PpnTestAgent *agent)
+{
+	ppn_test_agent_stop (agent, SIGTERM);
+	g_free (agent->name);
+	g_free (agent->node_id);
+	g_free (agent->url);
+	g_free (agent);
+}
+
+static gboolean
+ppn_test_fleet_port_range_taken (PpnTestFleet *fleet, guint16 first, guint16 last)
+{
+	if (first <= fleet->port_last && fleet->port_first <= last)
+		return TRUE;
+	for (guint i = 0; i < fleet->agents->len; i++) {
+		PpnTestAgent *other = g_ptr_array_index (fleet->agents, i);
+		if (first <= other->port_last && other->port_first <= last)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* one more agent, started and registered (its first heartbeat taken);
+ * it listens on a port of the kernel's choosing and forwards from a
+ * range no other agent of the fleet has */
+PpnTestAgent *
+ppn_test_fleet_add_agent (PpnTestFleet *fleet, GError **error)
+{
+	PpnTestAgent *agent;
+	g_autofree gchar *cert = NULL;
+	g_autofree gchar *key = NULL;
+	g_autofree gchar *log = NULL;
+	g_autofree gchar *line = NULL;
+	const gchar *sans[] = {"127.0.0.1", "localhost", NULL};
+	guint16 first;
+	guint n = fleet->agents->len + 2;
+
+	do
+		first = ppn_test_free_port_range (20);
+	while (ppn_test_fleet_port_range_taken (fleet, first, (guint16)(first + 19)));
+	/* owned by the fleet from here on, whatever fails */
+	agent = g_new0 (PpnTestAgent, 1);
+	g_ptr_array_add (fleet->agents, agent);
+	agent->port_first = first;
+	agent->port_last = (guint16)(first + 19);
+	agent->name = g_strdup_printf ("agent%u", n);
+	agent->node_id = g_strdup_printf ("%s-n%u", fleet->node_id, n);
+	cert = g_strdup_printf ("%s/%s.pem", fleet->dir, agent->name);
+	key = g_strdup_printf ("%s/%s-key.pem", fleet->dir, agent->name);
+	if (!ppn_tls_issue (fleet->ca_dir, PPN_TLS_ROLE_AGENT, agent->node_id, sans, 2, cert, key, error))
+		return NULL;
+	agent->agentd = ppn_test_spawn_agentd (fleet, agent->name, agent->node_id, 0, agent->port_first,
+					       agent->port_last, &agent->url, error);
+	if (agent->agentd == NULL)
+		return NULL;
+	log = g_strconcat (agent->name, "d.log", NULL);
+	line = ppn_test_wait_log (fleet, agent->agentd, log, "First heartbeat to ", error);
+	if (line == NULL)
+		return NULL;
+	return agent;
 }
 
 gboolean
@@ -329,8 +420,14 @@ ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **e
 gboolean
 ppn_test_fleet_start (PpnTestFleet *fleet, GError **error)
 {
-	return ppn_test_fleet_start_fleetd (fleet, error) && ppn_test_fleet_start_agentd (fleet, error) &&
-	       ppn_test_fleet_wait_node (fleet, 30, error);
+	if (!ppn_test_fleet_start_fleetd (fleet, error) || !ppn_test_fleet_start_agentd (fleet, error) ||
+	    !ppn_test_fleet_wait_node (fleet, 30, error))
+		return FALSE;
+	for (guint i = 1; i < fleet->opts.agent_count; i++) {
+		if (ppn_test_fleet_add_agent (fleet, error) == NULL)
+			return FALSE;
+	}
+	return TRUE;
 }
 
 /* for tests: a whole fleet or a failed test */
@@ -366,6 +463,12 @@ void
 ppn_test_fleet_stop_agentd (PpnTestFleet *fleet, gint signum)
 {
 	ppn_test_stop (&fleet->agentd, signum);
+}
+
+void
+ppn_test_agent_stop (PpnTestAgent *agent, gint signum)
+{
+	ppn_test_stop (&agent->agentd, signum);
 }
 
 JsonNode *
@@ -467,6 +570,85 @@ ppn_test_agent_call (PpnTestFleet *fleet, const gchar *method, const gchar *path
 	return json_node_ref (json_parser_get_root (parser));
 }
 
+/* a certificate of the fleet's CA for @role and @name, in the fleet's folder */
+gboolean
+ppn_test_fleet_issue (PpnTestFleet *fleet,
+		      PpnTlsRole role,
+		      const gchar *name,
+		      gchar **cert_path,
+		      gchar **key_path,
+		      GError **error)
+{
+	const gchar *sans[] = {"127.0.0.1", NULL};
+	g_autofree gchar *base = g_strdup_printf ("%s/%s-%s", fleet->dir, ppn_tls_role_to_string (role), name);
+	g_autofree gchar *cert = g_strconcat (base, ".pem", NULL);
+	g_autofree gchar *key = g_strconcat (base, "-key.pem", NULL);
+
+	if (!g_file_test (cert, G_FILE_TEST_EXISTS) &&
+	    !ppn_tls_issue (fleet->ca_dir, role, name, sans, 1, cert, key, error))
+		return FALSE;
+	if (cert_path != NULL)
+		*cert_path = g_steal_pointer (&cert);
+	if (key_path != NULL)
+		*key_path = g_steal_pointer (&key);
+	return TRUE;
+}
+
+/* a call to the fleet's mesh listener with a certificate for @role and
+ * @name (@role PPN_TLS_ROLE_UNKNOWN: none); status 0 when the TLS
+ * handshake fails */
+JsonNode *
+ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
+			  PpnTlsRole role,
+			  const gchar *name,
+			  const gchar *method,
+			  const gchar *path,
+			  guint *status)
+{
+	g_autofree gchar *url = g_strdup_printf ("https://127.0.0.1:%u%s", fleet->mesh_port, path);
+	g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+	g_autoptr(GBytes) reply = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+
+	if (role != PPN_TLS_ROLE_UNKNOWN) {
+		g_autofree gchar *cert_path = NULL;
+		g_autofree gchar *key_path = NULL;
+		g_autoptr(GTlsCertificate) cert = NULL;
+		ppn_test_fleet_issue (fleet, role, name, &cert_path, &key_path, &error);
+		g_assert_no_error (error);
+		cert = ppn_tls_load_certificate (cert_path, key_path, &error);
+		g_assert_no_error (error);
+		soup_message_set_tls_client_certificate (msg, cert);
+	}
+	reply = soup_session_send_and_read (fleet->session, msg, NULL, &error);
+	*status = reply != NULL ? soup_message_get_status (msg) : 0;
+	if (reply == NULL) {
+		g_test_message ("%s %s: %s", method, path, error->message);
+		return NULL;
+	}
+	if (g_bytes_get_size (reply) == 0 ||
+	    !json_parser_load_from_data (parser, g_bytes_get_data (reply, NULL), (gssize)g_bytes_get_size (reply), NULL))
+		return NULL;
+	return json_node_ref (json_parser_get_root (parser));
+}
+
+/* @node_id's entry in an answer of GET /mesh/v1/nodes, or NULL */
+JsonObject *
+ppn_test_fleet_find_node (JsonNode *nodes, const gchar *node_id)
+{
+	JsonArray *list;
+
+	g_assert_nonnull (nodes);
+	list = json_object_get_array_member (json_node_get_object (nodes), "nodes");
+	for (guint i = 0; i < json_array_get_length (list); i++) {
+		JsonObject *node = json_array_get_object_element (list, i);
+		if (g_strcmp0 (json_object_get_string_member (node, "id"), node_id) == 0)
+			return node;
+	}
+	return NULL;
+}
+
 /* how many domains the agent reports for @tenant (from their metadata) */
 guint
 ppn_test_node_domains_of (PpnTestFleet *fleet, const gchar *tenant)
@@ -530,11 +712,18 @@ ppn_test_free_port_range (guint count)
 GPtrArray *
 ppn_test_node_domains (PpnTestFleet *fleet)
 {
+	return ppn_test_node_domains_on (fleet, fleet->node_id);
+}
+
+/* the same for any node of the fleet */
+GPtrArray *
+ppn_test_node_domains_on (PpnTestFleet *fleet, const gchar *node_id)
+{
 	const gchar *list_argv[] = {"virsh", "-q", "-c", fleet->libvirt_uri, "list", "--all", "--name", NULL};
 	g_autofree gchar *out = ppn_test_run (list_argv, NULL);
 	g_auto(GStrv) names = g_strsplit (out != NULL ? out : "", "\n", -1);
 	GPtrArray *found = g_ptr_array_new_with_free_func (g_free);
-	g_autofree gchar *needle = g_strdup_printf ("<ppn:node>%s</ppn:node>", fleet->node_id);
+	g_autofree gchar *needle = g_strdup_printf ("<ppn:node>%s</ppn:node>", node_id);
 
 	for (guint i = 0; names[i] != NULL; i++) {
 		const gchar *name = g_strstrip (names[i]);
@@ -650,6 +839,18 @@ ppn_test_dump_log (PpnTestFleet *fleet, const gchar *log)
 		g_printerr ("---- %s ----\n%s\n", log, contents);
 }
 
+static void
+ppn_test_destroy_leftovers (PpnTestFleet *fleet, const gchar *node_id)
+{
+	g_autoptr(GPtrArray) left = ppn_test_node_domains_on (fleet, node_id);
+
+	for (guint i = 0; i < left->len; i++) {
+		const gchar *argv[] = {"virsh", "-c", fleet->libvirt_uri, "destroy", g_ptr_array_index (left, i), NULL};
+		g_autofree gchar *out = ppn_test_run (argv, NULL);
+		g_printerr ("destroyed leftover domain %s\n", (const gchar *)g_ptr_array_index (left, i));
+	}
+}
+
 void
 ppn_test_fleet_free (PpnTestFleet *fleet)
 {
@@ -658,21 +859,25 @@ ppn_test_fleet_free (PpnTestFleet *fleet)
 	if ((g_test_initialized () && g_test_failed ()) || g_getenv ("PPN_TEST_KEEP_LOGS") != NULL) {
 		ppn_test_dump_log (fleet, "fleetd.log");
 		ppn_test_dump_log (fleet, "agentd.log");
+		for (guint i = 0; fleet->agents != NULL && i < fleet->agents->len; i++) {
+			PpnTestAgent *agent = g_ptr_array_index (fleet->agents, i);
+			g_autofree gchar *log = g_strconcat (agent->name, "d.log", NULL);
+			ppn_test_dump_log (fleet, log);
+		}
 	}
 	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
 	ppn_test_fleet_stop_agentd (fleet, SIGTERM);
-	/* whatever the test did, no domain of its node outlives it */
+	for (guint i = 0; fleet->agents != NULL && i < fleet->agents->len; i++)
+		ppn_test_agent_stop (g_ptr_array_index (fleet->agents, i), SIGTERM);
+	/* whatever the test did, no domain of its nodes outlives it */
 	if (fleet->libvirt_uri != NULL && g_str_has_prefix (fleet->libvirt_uri, "qemu")) {
-		g_autoptr(GPtrArray) left = ppn_test_node_domains (fleet);
-		for (guint i = 0; i < left->len; i++) {
-			const gchar *argv[] = {"virsh", "-c", fleet->libvirt_uri, "destroy",
-					       g_ptr_array_index (left, i), NULL};
-			g_autofree gchar *out = ppn_test_run (argv, NULL);
-			g_printerr ("destroyed leftover domain %s\n", (const gchar *)g_ptr_array_index (left, i));
-		}
+		ppn_test_destroy_leftovers (fleet, fleet->node_id);
+		for (guint i = 0; fleet->agents != NULL && i < fleet->agents->len; i++)
+			ppn_test_destroy_leftovers (fleet, ((PpnTestAgent *)g_ptr_array_index (fleet->agents, i))->node_id);
 	}
 	if (fleet->dir != NULL && g_getenv ("PPN_TEST_KEEP_LOGS") == NULL)
 		ppn_test_rm_rf (fleet->dir);
+	g_clear_pointer (&fleet->agents, g_ptr_array_unref);
 	g_clear_object (&fleet->session);
 	g_free (fleet->dir);
 	g_free (fleet->ca_dir);

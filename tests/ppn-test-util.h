@@ -7,18 +7,33 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "ppn-tls.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
 	const gchar *libvirt_uri; /* test:///default or qemu:///system */
 	gboolean real_guest;	  /* build the test guest (else a fake catalog) */
 	guint max_vms;
-	guint agent_count;	  /* 1 unless a test needs more */
+	guint agent_count;	  /* agents ppn_test_fleet_start() starts: 0 or 1 = one */
 	const gchar *token1;	  /* alice's token, or NULL for a random one */
 	guint node_timeout;	  /* seconds, 0 = 15 */
 	guint lost_grace;	  /* seconds, 0 = 30 */
 	const gchar *fleet_extra; /* more lines for [fleet], or NULL */
+	const gchar *agent_extra; /* more lines for every agent's [agent], or NULL */
 } PpnTestFleetOptions;
+
+/* an agent beyond the fleet's first one (whose fields are the fleet's
+ * own): a node id, a certificate, a listen port, a host port range and a
+ * state folder of its own; its files are NAMEd.conf and NAMEd.log */
+typedef struct {
+	gchar *name;
+	gchar *node_id;
+	gchar *url; /* once it listens */
+	guint16 port_first;
+	guint16 port_last;
+	GSubprocess *agentd;
+} PpnTestAgent;
 
 typedef struct {
 	gchar *dir;
@@ -38,6 +53,7 @@ typedef struct {
 	guint16 port_last;
 	GSubprocess *fleetd;
 	GSubprocess *agentd;
+	GPtrArray *agents; /* of PpnTestAgent: the agents beyond the first */
 	SoupSession *session;
 	PpnTestFleetOptions opts;
 	gint64 last_receipt; /* Ppn-Ledger-Index of the last call's answer, -1 = none */
@@ -54,6 +70,21 @@ PpnTestFleet *ppn_test_fleet_new (const PpnTestFleetOptions *opts, GError **erro
 gboolean ppn_test_fleet_start_fleetd (PpnTestFleet *fleet, GError **error);
 gboolean ppn_test_fleet_start_agentd (PpnTestFleet *fleet, GError **error);
 gboolean ppn_test_fleet_wait_node (PpnTestFleet *fleet, guint timeout_seconds, GError **error);
+PpnTestAgent *ppn_test_fleet_add_agent (PpnTestFleet *fleet, GError **error);
+void ppn_test_agent_stop (PpnTestAgent *agent, gint signum);
+gboolean ppn_test_fleet_issue (PpnTestFleet *fleet,
+			       PpnTlsRole role,
+			       const gchar *name,
+			       gchar **cert_path,
+			       gchar **key_path,
+			       GError **error);
+JsonNode *ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
+				    PpnTlsRole role,
+				    const gchar *name,
+				    const gchar *method,
+				    const gchar *path,
+				    guint *status);
+JsonObject *ppn_test_fleet_find_node (JsonNode *nodes, const gchar *node_id);
 gboolean ppn_test_fleet_start (PpnTestFleet *fleet, GError **error);
 PpnTestFleet *ppn_test_fleet_new_started (const PpnTestFleetOptions *opts);
 void ppn_test_fleet_stop_fleetd (PpnTestFleet *fleet, gint signum);
@@ -70,6 +101,7 @@ JsonNode *ppn_test_fleet_call (PpnTestFleet *fleet,
 gint ppn_test_fleet_ppnctl (PpnTestFleet *fleet, const gchar *token, gchar **out, gchar **err, ...)
 	G_GNUC_NULL_TERMINATED;
 GPtrArray *ppn_test_node_domains (PpnTestFleet *fleet);
+GPtrArray *ppn_test_node_domains_on (PpnTestFleet *fleet, const gchar *node_id);
 guint ppn_test_node_domains_of (PpnTestFleet *fleet, const gchar *tenant);
 gchar *ppn_test_http_get (guint16 port, GError **error);
 guint16 ppn_test_free_port_range (guint count);

@@ -3,6 +3,7 @@
 #define G_LOG_DOMAIN "ppn-test"
 
 #include <glib/gstdio.h>
+#include <string.h>
 
 #include "ppn-agent-config.h"
 #include "ppn-error.h"
@@ -41,8 +42,9 @@ test_defaults (void)
 	g_assert_cmpint (config->accel, ==, PPN_ACCEL_AUTO);
 	g_assert_cmpint (config->egress, ==, PPN_EGRESS_NAT);
 	g_assert_cmpuint (config->heartbeat_interval, ==, 5);
-	g_assert_cmpuint (config->max_vcpus, ==, g_get_num_processors ());
-	g_assert_cmpuint (config->max_memory_mib, >=, 64);
+	/* unset: the host's, as libvirt counts them once connected */
+	g_assert_cmpuint (config->capacity_vcpus, ==, 0);
+	g_assert_cmpuint (config->capacity_memory_mib, ==, 0);
 	g_assert_cmpuint (config->max_forwards, ==, 8);
 	url = ppn_agent_config_get_advertise_url (config, 41234);
 	g_assert_cmpstr (url, ==, "https://127.0.0.1:41234");
@@ -58,8 +60,8 @@ test_values (void)
 	config = load ("[agent]\nnode-id=n-2\nfleet-url=https://fleet.example:9443/\nlisten=127.0.0.1:0\n"
 		       "advertise-url=https://10.0.0.5:9444\nlibvirt-uri=test:///default\n"
 		       "state-dir=state\nimage-dir=/srv/images\nport-range=30000-30009\n"
-		       "forward-address=0.0.0.0\naccel=tcg\negress=none\nheartbeat-interval=2\nmax-vcpus=4\n"
-		       "max-memory-mib=2048\nmax-forwards=2\n"
+		       "forward-address=0.0.0.0\naccel=tcg\negress=none\nheartbeat-interval=2\ncapacity-vcpus=4\n"
+		       "capacity-memory-mib=2048\nmax-forwards=2\n"
 		       "[tls]\nca=certs/ca.pem\ncert=/abs/agent.pem\nkey=agent-key.pem\n",
 		       "/etc/ppn/agentd.conf", &error);
 	g_assert_no_error (error);
@@ -77,11 +79,35 @@ test_values (void)
 	g_assert_cmpint (config->accel, ==, PPN_ACCEL_TCG);
 	g_assert_cmpint (config->egress, ==, PPN_EGRESS_NONE);
 	g_assert_cmpuint (config->heartbeat_interval, ==, 2);
-	g_assert_cmpuint (config->max_vcpus, ==, 4);
-	g_assert_cmpuint (config->max_memory_mib, ==, 2048);
+	g_assert_cmpuint (config->capacity_vcpus, ==, 4);
+	g_assert_cmpuint (config->capacity_memory_mib, ==, 2048);
 	g_assert_cmpuint (config->max_forwards, ==, 2);
 	url = ppn_agent_config_get_advertise_url (config, 1234);
 	g_assert_cmpstr (url, ==, "https://10.0.0.5:9444");
+}
+
+/* max-vcpus and max-memory-mib are the capacity keys' older names */
+static void
+test_capacity_old_names (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PpnAgentConfig) config = NULL;
+
+	config = load ("[agent]\nnode-id=n-3\nfleet-url=https://fleet.example:9443\nmax-vcpus=6\n"
+		       "max-memory-mib=1024\n",
+		       NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (config->capacity_vcpus, ==, 6);
+	g_assert_cmpuint (config->capacity_memory_mib, ==, 1024);
+	g_clear_pointer (&config, ppn_agent_config_free);
+
+	config = load ("[agent]\nnode-id=n-3\nfleet-url=https://fleet.example:9443\nmax-vcpus=6\n"
+		       "capacity-vcpus=8\n",
+		       NULL, &error);
+	g_assert_null (config);
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_assert_nonnull (strstr (error->message, "capacity-vcpus"));
+	g_assert_nonnull (strstr (error->message, "max-vcpus"));
 }
 
 static void
@@ -143,6 +169,8 @@ test_refused (void)
 		/* numbers */
 		MINIMAL "heartbeat-interval=0\n",
 		MINIMAL "max-vcpus=-1\n",
+		MINIMAL "capacity-vcpus=0\n",
+		MINIMAL "capacity-memory-mib=63\n",
 		MINIMAL "max-forwards=1000\n",
 		MINIMAL "state-dir=\n" "image-dir=relative\n",
 		NULL,
@@ -181,6 +209,7 @@ main (int argc, char **argv)
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/agent/config/defaults", test_defaults);
 	g_test_add_func ("/agent/config/values", test_values);
+	g_test_add_func ("/agent/config/capacity-old-names", test_capacity_old_names);
 	g_test_add_func ("/agent/config/load-file", test_load_file);
 	g_test_add_func ("/agent/config/refused", test_refused);
 	g_test_add_func ("/agent/config/egress", test_egress);

@@ -435,6 +435,33 @@ test_auto_accel (Fixture *fx, gconstpointer data)
 	g_assert_cmpstr (ppn_domain_manager_get_accel (manager), ==, "tcg");
 }
 
+/* unset, the capacity is the host's as libvirt's node info counts it
+ * (the test driver's: 16 CPUs, 3 GiB); configured, it is the config's */
+static void
+test_capacity (Fixture *fx, gconstpointer data)
+{
+	guint vcpus = 0, memory_mib = 0;
+
+	{
+		g_autoptr(PpnDomainManager) manager = ppn_domain_manager_new (fx->config, NULL);
+		ppn_domain_manager_get_capacity (manager, &vcpus, &memory_mib);
+		g_assert_cmpuint (vcpus, ==, 0); /* not known before it connects */
+	}
+	{
+		g_autoptr(PpnDomainManager) manager = start_manager (fx);
+		ppn_domain_manager_get_capacity (manager, &vcpus, &memory_mib);
+		g_assert_cmpuint (vcpus, ==, 16);
+		g_assert_cmpuint (memory_mib, ==, 3072);
+	}
+	fx->config->capacity_vcpus = 5;
+	{
+		g_autoptr(PpnDomainManager) manager = start_manager (fx);
+		ppn_domain_manager_get_capacity (manager, &vcpus, &memory_mib);
+		g_assert_cmpuint (vcpus, ==, 5);
+		g_assert_cmpuint (memory_mib, ==, 3072);
+	}
+}
+
 static void
 test_unreachable (Fixture *fx, gconstpointer data)
 {
@@ -569,6 +596,7 @@ main (int argc, char **argv)
 	ADD ("/agent/manager/reconcile", test_reconcile, NULL);
 	ADD ("/agent/manager/other-node", test_other_node, NULL);
 	ADD ("/agent/manager/auto-accel", test_auto_accel, "auto");
+	ADD ("/agent/manager/capacity", test_capacity, NULL);
 	ADD ("/agent/manager/unreachable", test_unreachable, NULL);
 	ADD ("/agent/manager/outage", test_outage, NULL);
 #undef ADD

@@ -114,7 +114,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 	/* @data: more [agent] keys */
 	conf = g_strdup_printf ("[agent]\nnode-id=node1\nfleet-url=https://127.0.0.1:9443\nlisten=127.0.0.1:0\n"
 				"libvirt-uri=test:///default\nstate-dir=%s/state\nimage-dir=%s/images\n"
-				"port-range=%u-%u\naccel=tcg\nmax-forwards=2\nmax-vcpus=4\nmax-memory-mib=1024\n%s",
+				"port-range=%u-%u\naccel=tcg\nmax-forwards=2\ncapacity-vcpus=4\ncapacity-memory-mib=1024\n%s",
 				fx->dir, fx->dir, base, base + 9, data != NULL ? (const gchar *)data : "");
 	g_assert_true (g_key_file_load_from_data (kf, conf, -1, G_KEY_FILE_NONE, NULL));
 	fx->config = ppn_agent_config_new_from_keyfile (kf, NULL, &error);
@@ -567,6 +567,15 @@ test_heartbeat_body (Fixture *fx, gconstpointer data)
 	obj = json_node_get_object (ok);
 	g_assert_cmpstr (json_object_get_string_member (obj, "node_id"), ==, "node1");
 	g_assert_cmpstr (json_object_get_string_member (obj, "libvirt"), ==, "ok");
+	g_assert_cmpstr (json_object_get_string_member (obj, "accel"), ==, "tcg");
+	{
+		/* the configured capacity; the free ports are the allocator's */
+		JsonObject *cap = json_object_get_object_member (obj, "capacity");
+		g_assert_cmpint (json_object_get_int_member (cap, "vcpus"), ==, 4);
+		g_assert_cmpint (json_object_get_int_member (cap, "memory_mib"), ==, 1024);
+		g_assert_cmpint (json_object_get_int_member (cap, "free_ports"), ==,
+				 ppn_domain_manager_count_free_ports (fx->manager));
+	}
 	domains = json_object_get_array_member (obj, "domains");
 	g_assert_cmpuint (json_array_get_length (domains), ==, 1);
 	obj = json_array_get_object_element (domains, 0);

@@ -28,6 +28,34 @@ port_open (guint16 port)
 	return conn != NULL;
 }
 
+/* FALSE, and the test skipped, without libvirtd (unless it is required) */
+static gboolean
+qemu_available (void)
+{
+	if (ppn_test_libvirt_available ("qemu:///system"))
+		return TRUE;
+	if (g_getenv ("PPN_TEST_REQUIRE_LIBVIRT") != NULL)
+		g_error ("qemu:///system is not reachable and PPN_TEST_REQUIRE_LIBVIRT is set");
+	g_test_skip ("qemu:///system is not reachable (start libvirtd)");
+	return FALSE;
+}
+
+/* the guest on @port answers with @id within GUEST_TIMEOUT_S of @t0 */
+static void
+assert_guest_answers (guint16 port, const gchar *id, gint64 t0)
+{
+	g_autofree gchar *answer = NULL;
+
+	while (g_get_monotonic_time () - t0 < GUEST_TIMEOUT_S * G_USEC_PER_SEC) {
+		g_free (answer);
+		answer = ppn_test_http_get (port, NULL);
+		if (answer != NULL && g_strcmp0 (answer, id) == 0)
+			break;
+		g_usleep (200000);
+	}
+	g_assert_cmpstr (answer, ==, id);
+}
+
 static void
 test_guest_reachable (void)
 {
@@ -37,19 +65,14 @@ test_guest_reachable (void)
 	g_autoptr(JsonNode) created = NULL;
 	g_autofree gchar *id = NULL;
 	g_autofree gchar *path = NULL;
-	g_autofree gchar *answer = NULL;
 	g_autofree gchar *raw = NULL;
 	g_autoptr(GPtrArray) domains = NULL;
 	guint status = 0;
 	guint16 host_port;
 	gint64 t0, t_created, t_answer;
 
-	if (!ppn_test_libvirt_available ("qemu:///system")) {
-		if (g_getenv ("PPN_TEST_REQUIRE_LIBVIRT") != NULL)
-			g_error ("qemu:///system is not reachable and PPN_TEST_REQUIRE_LIBVIRT is set");
-		g_test_skip ("qemu:///system is not reachable (start libvirtd)");
+	if (!qemu_available ())
 		return;
-	}
 	fleet = ppn_test_fleet_new (&opts, &error);
 	g_assert_no_error (error);
 	ppn_test_fleet_start (fleet, &error);
@@ -82,16 +105,8 @@ test_guest_reachable (void)
 	}
 
 	/* the guest answers through its forwarded port with its own id */
-	while (g_get_monotonic_time () - t0 < GUEST_TIMEOUT_S * G_USEC_PER_SEC) {
-		g_autoptr(GError) get_error = NULL;
-		g_free (answer);
-		answer = ppn_test_http_get (host_port, &get_error);
-		if (answer != NULL && g_strcmp0 (answer, id) == 0)
-			break;
-		g_usleep (200000);
-	}
+	assert_guest_answers (host_port, id, t0);
 	t_answer = g_get_monotonic_time ();
-	g_assert_cmpstr (answer, ==, id);
 	g_test_message ("POST -> 201: %.0f ms; POST -> guest answers: %.0f ms", (t_created - t0) / 1000.0,
 			(t_answer - t0) / 1000.0);
 
@@ -177,12 +192,8 @@ test_delete_during_create (void)
 	guint status = 0;
 	gint64 deadline;
 
-	if (!ppn_test_libvirt_available ("qemu:///system")) {
-		if (g_getenv ("PPN_TEST_REQUIRE_LIBVIRT") != NULL)
-			g_error ("qemu:///system is not reachable and PPN_TEST_REQUIRE_LIBVIRT is set");
-		g_test_skip ("qemu:///system is not reachable (start libvirtd)");
+	if (!qemu_available ())
 		return;
-	}
 	fleet = ppn_test_fleet_new (&opts, &error);
 	g_assert_no_error (error);
 	ppn_test_fleet_start (fleet, &error);
@@ -252,11 +263,94 @@ test_delete_during_create (void)
 	}
 }
 
+/* issue 7: two agents on this machine, each with its own host port range,
+ * both take VMs (spread), and each guest answers on its own port */
+static void
+test_two_nodes (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "qemu:///system", .real_guest = TRUE, .max_vms = 4,
+				    .agent_count = 2};
+	g_autoptr(PpnTestFleet) fleet = NULL;
+	PpnTestAgent *second;
+	const gchar *nodes[2];
+	guint16 firsts[2], lasts[2], ports[2] = {0, 0};
+	gchar *ids[2] = {NULL, NULL};
+	gint64 t0;
+	guint status = 0;
+
+	if (!qemu_available ())
+		return;
+	fleet = ppn_test_fleet_new_started (&opts);
+	second = g_ptr_array_index (fleet->agents, 0);
+	nodes[0] = fleet->node_id;
+	nodes[1] = second->node_id;
+	firsts[0] = fleet->port_first;
+	lasts[0] = fleet->port_last;
+	firsts[1] = second->port_first;
+	lasts[1] = second->port_last;
+	g_test_message ("nodes %s (ports %u-%u) and %s (ports %u-%u)", nodes[0], firsts[0], lasts[0], nodes[1],
+			firsts[1], lasts[1]);
+	g_assert_true (lasts[0] < firsts[1] || lasts[1] < firsts[0]);
+
+	t0 = g_get_monotonic_time ();
+	for (guint i = 0; i < 2; i++) {
+		g_autofree gchar *body = g_strdup_printf ("{\"name\":\"spread%u\",\"image\":\"test-guest\","
+							  "\"port_forwards\":[{\"guest_port\":80}]}",
+							  i);
+		g_autofree gchar *raw = NULL;
+		g_autoptr(JsonNode) vm = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", body, &status, &raw);
+		const gchar *node;
+		guint n;
+		gint64 port;
+
+		if (status != 201)
+			g_error ("create %u: expected 201, got %u: %s", i, status, raw);
+		node = json_object_get_string_member (obj (vm), "node");
+		port = json_object_get_int_member (
+			json_array_get_object_element (json_object_get_array_member (obj (vm), "port_forwards"), 0),
+			"host_port");
+		n = g_strcmp0 (node, nodes[0]) == 0 ? 0 : 1;
+		g_test_message ("VM %s on %s, host port %" G_GINT64_FORMAT, json_object_get_string_member (obj (vm), "id"),
+				node, port);
+		/* spread: the second goes where the first is not */
+		g_assert_cmpstr (node, ==, nodes[n]);
+		g_assert_null (ids[n]);
+		g_assert_cmpint (port, >=, firsts[n]);
+		g_assert_cmpint (port, <=, lasts[n]);
+		ids[n] = g_strdup (json_object_get_string_member (obj (vm), "id"));
+		ports[n] = (guint16)port;
+	}
+	g_assert_cmpuint (ports[0], !=, ports[1]);
+
+	/* each node runs its own domain, and each guest answers on its port */
+	for (guint n = 0; n < 2; n++) {
+		g_autoptr(GPtrArray) domains = ppn_test_node_domains_on (fleet, nodes[n]);
+		g_autofree gchar *dom = g_strconcat ("ppn-", ids[n], NULL);
+		g_assert_cmpuint (domains->len, ==, 1);
+		g_assert_cmpstr (g_ptr_array_index (domains, 0), ==, dom);
+	}
+	for (guint n = 0; n < 2; n++)
+		assert_guest_answers (ports[n], ids[n], t0);
+	g_test_message ("both guests answer after %.0f ms", (g_get_monotonic_time () - t0) / 1000.0);
+
+	for (guint n = 0; n < 2; n++) {
+		g_autofree gchar *path = g_strconcat ("/v1/vms/", ids[n], NULL);
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
+		g_autoptr(GPtrArray) domains = NULL;
+		g_assert_cmpuint (status, ==, 204);
+		domains = ppn_test_node_domains_on (fleet, nodes[n]);
+		g_assert_cmpuint (domains->len, ==, 0);
+		g_assert_false (port_open (ports[n]));
+		g_free (ids[n]);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/e2e/qemu/guest-reachable", test_guest_reachable);
 	g_test_add_func ("/e2e/qemu/delete-during-create", test_delete_during_create);
+	g_test_add_func ("/e2e/qemu/two-nodes", test_two_nodes);
 	return g_test_run ();
 }

@@ -1,5 +1,5 @@
 /* Unit tests of the fleet controller's parts: request schema, store,
- * registry, tenants file, placement, configuration. */
+ * registry, tenants file, configuration (placement: test-placement). */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -9,7 +9,6 @@
 #include "ppn-error.h"
 #include "ppn-fleet-config.h"
 #include "ppn-json.h"
-#include "ppn-nodes.h"
 #include "ppn-registry.h"
 #include "ppn-store.h"
 #include "ppn-tenants-file.h"
@@ -57,6 +56,8 @@ test_request_defaults (void)
 	g_assert_cmpuint (req->vcpus, ==, 1);
 	g_assert_cmpuint (req->memory_mib, ==, 256);
 	g_assert_cmpuint (req->forwards->len, ==, 0);
+	/* no accelerator required */
+	g_assert_null (req->accel);
 }
 
 static void
@@ -65,11 +66,13 @@ test_request_full (void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PpnVmRequest) req = parse_request (
 		"{\"name\":\"db\",\"image\":\"test-guest\",\"vcpus\":8,\"memory_mib\":4096,"
-		"\"port_forwards\":[{\"guest_port\":5432},{\"guest_port\":53,\"proto\":\"udp\"}]}",
+		"\"port_forwards\":[{\"guest_port\":5432},{\"guest_port\":53,\"proto\":\"udp\"}],"
+		"\"accel\":\"kvm\"}",
 		&error);
 	PpnForward *f;
 
 	g_assert_no_error (error);
+	g_assert_cmpstr (req->accel, ==, "kvm");
 	g_assert_cmpuint (req->vcpus, ==, 8);
 	g_assert_cmpuint (req->memory_mib, ==, 4096);
 	g_assert_cmpuint (req->forwards->len, ==, 2);
@@ -97,6 +100,11 @@ test_request_limits (void)
 		"{\"name\":\"x\",\"image\":\"..\"}",
 		"{\"name\":null,\"image\":\"i\"}",
 		"{\"name\":\"x\",\"image\":\"i\",\"vcpus\":true}",
+		/* accel: exactly kvm or tcg, when given */
+		"{\"name\":\"x\",\"image\":\"i\",\"accel\":\"KVM\"}",
+		"{\"name\":\"x\",\"image\":\"i\",\"accel\":\"auto\"}",
+		"{\"name\":\"x\",\"image\":\"i\",\"accel\":null}",
+		"{\"name\":\"x\",\"image\":\"i\",\"accel\":1}",
 		NULL,
 	};
 
@@ -366,84 +374,6 @@ test_tenants_file_bad (void)
 	}
 }
 
-static JsonObject *
-heartbeat (const gchar *node, guint vcpus, guint memory, const gchar *image)
-{
-	g_autofree gchar *json = g_strdup_printf (
-		"{\"node_id\":\"%s\",\"agent_url\":\"https://%s.example:9444\",\"accel\":\"tcg\","
-		"\"capacity\":{\"vcpus\":%u,\"memory_mib\":%u,\"free_ports\":10},"
-		"\"images\":[{\"name\":\"%s\",\"description\":\"\"}],\"domains\":[]}",
-		node, node, vcpus, memory, image);
-	g_autoptr(JsonNode) node_json = ppn_json_parse_object (json, strlen (json), 16, NULL);
-
-	return json_object_ref (json_node_get_object (node_json));
-}
-
-static void
-test_placement (void)
-{
-	g_autoptr(PpnNodes) nodes = ppn_nodes_new (15);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonObject) hb1 = heartbeat ("n1", 4, 1024, "img");
-	g_autoptr(JsonObject) hb2 = heartbeat ("n2", 4, 2048, "img");
-	g_autoptr(JsonObject) hb3 = heartbeat ("n3", 64, 65536, "other");
-	PpnNode *n;
-
-	g_assert_true (ppn_nodes_heartbeat (nodes, "n1", hb1, &error));
-	g_assert_true (ppn_nodes_heartbeat (nodes, "n2", hb2, &error));
-	g_assert_true (ppn_nodes_heartbeat (nodes, "n3", hb3, &error));
-	/* a heartbeat naming another node than its certificate is refused */
-	g_assert_false (ppn_nodes_heartbeat (nodes, "n1", hb2, &error));
-	g_assert_error (error, PPN_ERROR, PPN_ERROR_FORBIDDEN);
-	g_clear_error (&error);
-
-	/* spread: the most free memory first; n3 lacks the image */
-	n = ppn_nodes_place (nodes, "img", 1, 512, &error);
-	g_assert_cmpstr (n->id, ==, "n2");
-	ppn_nodes_reserve (n, 1, 1536);
-	n = ppn_nodes_place (nodes, "img", 1, 512, &error);
-	g_assert_cmpstr (n->id, ==, "n1");
-	ppn_nodes_reserve (n, 1, 512);
-	/* reservations count: n1 has 512 MiB left, n2 512 MiB; 600 fits nowhere */
-	g_assert_null (ppn_nodes_place (nodes, "img", 1, 600, &error));
-	g_assert_error (error, PPN_ERROR, PPN_ERROR_NO_CAPACITY);
-	g_clear_error (&error);
-	g_assert_null (ppn_nodes_place (nodes, "img", 5, 64, &error));
-	g_clear_error (&error);
-	g_assert_true (ppn_nodes_has_image (nodes, "other"));
-	g_assert_false (ppn_nodes_has_image (nodes, "nope"));
-	/* released room is placeable again */
-	ppn_nodes_release (ppn_nodes_lookup (nodes, "n2"), 1, 1536);
-	n = ppn_nodes_place (nodes, "img", 1, 600, &error);
-	g_assert_cmpstr (n->id, ==, "n2");
-	/* a second live node at the same address is refused */
-	{
-		g_autoptr(JsonObject) same = heartbeat ("n5", 4, 1024, "img");
-		json_object_set_string_member (same, "agent_url", "https://n1.example:9444");
-		g_assert_false (ppn_nodes_heartbeat (nodes, "n5", same, &error));
-		g_assert_error (error, PPN_ERROR, PPN_ERROR_CONFLICT);
-		g_clear_error (&error);
-	}
-	/* a node never heard from is not placed on */
-	ppn_nodes_ensure (nodes, "n4");
-	g_assert_false (ppn_nodes_is_alive (nodes, ppn_nodes_lookup (nodes, "n4")));
-}
-
-static void
-test_placement_dead_node (void)
-{
-	g_autoptr(PpnNodes) nodes = ppn_nodes_new (1);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonObject) hb1 = heartbeat ("n1", 4, 1024, "img");
-
-	g_assert_true (ppn_nodes_heartbeat (nodes, "n1", hb1, &error));
-	g_assert_nonnull (ppn_nodes_place (nodes, "img", 1, 64, &error));
-	g_usleep (1100 * 1000);
-	g_assert_null (ppn_nodes_place (nodes, "img", 1, 64, &error));
-	g_assert_error (error, PPN_ERROR, PPN_ERROR_NO_CAPACITY);
-	g_assert_false (ppn_nodes_has_image (nodes, "img"));
-}
-
 static void
 test_config (void)
 {
@@ -461,6 +391,7 @@ test_config (void)
 	g_assert_cmpstr (config->tenants_file, ==, expect_tenants);
 	g_assert_cmpstr (config->tls_ca, ==, "/etc/x/ca.pem");
 	g_assert_cmpuint (config->max_forwards, ==, 8);
+	g_assert_cmpint (config->placement, ==, PPN_PLACEMENT_SPREAD);
 	g_clear_pointer (&config, ppn_fleet_config_free);
 
 	g_file_set_contents (path, "[fleet]\ntenant-listen=0.0.0.0\n", -1, NULL);
@@ -473,6 +404,17 @@ test_config (void)
 	g_clear_error (&error);
 	g_file_set_contents (path, "[fleet]\nmax-vcpus=0\n", -1, NULL);
 	g_assert_null (ppn_fleet_config_load (path, &error));
+	g_clear_error (&error);
+	/* placement: spread unless pack is asked for */
+	g_file_set_contents (path, "[fleet]\nplacement=pack\n", -1, NULL);
+	config = ppn_fleet_config_load (path, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (config->placement, ==, PPN_PLACEMENT_PACK);
+	g_clear_pointer (&config, ppn_fleet_config_free);
+	g_file_set_contents (path, "[fleet]\nplacement=binpack\n", -1, NULL);
+	g_assert_null (ppn_fleet_config_load (path, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
+	g_assert_nonnull (strstr (error->message, "binpack"));
 	g_clear_error (&error);
 	rm_rf (dir);
 }
@@ -490,8 +432,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet/registry", test_registry);
 	g_test_add_func ("/fleet/tenants-file/authenticate", test_tenants_file);
 	g_test_add_func ("/fleet/tenants-file/bad", test_tenants_file_bad);
-	g_test_add_func ("/fleet/placement/spread", test_placement);
-	g_test_add_func ("/fleet/placement/dead-node", test_placement_dead_node);
 	g_test_add_func ("/fleet/config", test_config);
 	return g_test_run ();
 }

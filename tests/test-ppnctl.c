@@ -381,6 +381,12 @@ test_usage_errors (void)
 		{"tenant", "add", "a'b", "--tenants-file", "tenants.conf", NULL},
 		{"tenant", "add", "alice", NULL},
 		{"tenant", "add", "alice", "--tenants-file", "t.conf", "--max-vms", "0"},
+		{"node", NULL},
+		{"node", "bogus", NULL},
+		{"node", "list", "extra", NULL},
+		{"node", "list", "--mesh-url", "http://127.0.0.1:9443", NULL},
+		/* no operator certificate: nothing is sent */
+		{"node", "list", NULL},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {

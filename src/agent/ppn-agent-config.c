@@ -4,7 +4,6 @@
 
 #include <gio/gio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ppn-agent-config.h"
 #include "ppn-config.h"
@@ -16,8 +15,8 @@ static const gchar *const ppn_agent_config_groups[] = {"agent", "tls", NULL};
 static const gchar *const ppn_agent_config_agent_keys[] = {
 	"node-id", "listen", "advertise-url", "fleet-url", "libvirt-uri",
 	"state-dir", "image-dir", "port-range", "forward-address", "accel",
-	"egress", "heartbeat-interval", "max-vcpus", "max-memory-mib", "max-forwards",
-	NULL};
+	"egress", "heartbeat-interval", "capacity-vcpus", "capacity-memory-mib",
+	"max-vcpus", "max-memory-mib", "max-forwards", NULL};
 static const gchar *const ppn_agent_config_tls_keys[] = {"ca", "cert", "key", NULL};
 static const gchar *const *const ppn_agent_config_keys[] = {
 	ppn_agent_config_agent_keys,
@@ -99,17 +98,35 @@ ppn_agent_config_free (PpnAgentConfig *config)
 	g_free (config);
 }
 
-static guint
-ppn_agent_config_host_memory_mib (void)
+/* What the node offers in total. Unset, it is what libvirt counts on the
+ * host, read when the agent connects (never here: this may run on the
+ * main loop). max-vcpus and max-memory-mib are the keys' older names. */
+static gboolean
+ppn_agent_config_get_capacity (GKeyFile *kf,
+			       const gchar *where,
+			       const gchar *key,
+			       const gchar *old_key,
+			       guint64 min,
+			       guint64 max,
+			       guint *out,
+			       GError **error)
 {
-	glong pages = sysconf (_SC_PHYS_PAGES);
-	glong page_size = sysconf (_SC_PAGESIZE);
-	guint64 mib;
+	gboolean has_new = g_key_file_has_key (kf, "agent", key, NULL);
+	gboolean has_old = g_key_file_has_key (kf, "agent", old_key, NULL);
+	guint64 v = 0;
 
-	if (pages <= 0 || page_size <= 0)
-		return 1024;
-	mib = ((guint64)pages * (guint64)page_size) / (1024 * 1024);
-	return (guint)MIN (mib, G_MAXUINT);
+	if (has_new && has_old) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: [agent] %s and %s (its older name) are both set; keep %s"), where, key,
+			     old_key, key);
+		return FALSE;
+	}
+	if (has_old)
+		g_message (_("%s: [agent] %s is an older name of %s"), where, old_key, key);
+	if (!ppn_config_get_uint (kf, "agent", has_old ? old_key : key, 0, min, max, &v, error))
+		return FALSE;
+	*out = (guint)v;
+	return TRUE;
 }
 
 static gboolean
@@ -234,13 +251,11 @@ ppn_agent_config_new_from_keyfile (GKeyFile *kf, const gchar *path, GError **err
 	if (!ppn_config_get_uint (kf, "agent", "heartbeat-interval", 5, 1, 3600, &v, error))
 		return NULL;
 	config->heartbeat_interval = (guint)v;
-	if (!ppn_config_get_uint (kf, "agent", "max-vcpus", MAX (g_get_num_processors (), 1), 1, 4096, &v, error))
+	if (!ppn_agent_config_get_capacity (kf, where, "capacity-vcpus", "max-vcpus", 1, 4096, &config->capacity_vcpus,
+					    error) ||
+	    !ppn_agent_config_get_capacity (kf, where, "capacity-memory-mib", "max-memory-mib", 64, G_MAXINT32,
+					    &config->capacity_memory_mib, error))
 		return NULL;
-	config->max_vcpus = (guint)v;
-	if (!ppn_config_get_uint (kf, "agent", "max-memory-mib", ppn_agent_config_host_memory_mib (),
-				  64, G_MAXUINT32, &v, error))
-		return NULL;
-	config->max_memory_mib = (guint)v;
 	if (!ppn_config_get_uint (kf, "agent", "max-forwards", PPN_MAX_FORWARDS_DEFAULT, 0, 64, &v, error))
 		return NULL;
 	config->max_forwards = (guint)v;

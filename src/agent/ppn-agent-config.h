@@ -39,8 +39,8 @@ typedef struct {
 	PpnAccel accel;
 	PpnEgress egress;
 	guint heartbeat_interval;
-	guint max_vcpus;
-	guint max_memory_mib;
+	guint capacity_vcpus;	   /* offered to ppn in total; 0: what libvirt counts */
+	guint capacity_memory_mib; /* offered to ppn in total; 0: what libvirt counts */
 	guint max_forwards;
 	gchar *tls_ca;
 	gchar *tls_cert;

@@ -19,8 +19,6 @@ struct _PpnAgentServer {
 	SoupServer *server;
 	PpnDomainManager *manager;
 	PpnImageCatalog *catalog;
-	guint max_vcpus;
-	guint max_memory_mib;
 	guint max_forwards;
 };
 
@@ -121,7 +119,10 @@ ppn_agent_server_parse_create (PpnAgentServer *self, SoupServerMessage *msg, GEr
 	JsonArray *forwards = NULL;
 	const gchar *vm_id = NULL, *tenant = NULL, *name = NULL, *image = NULL, *egress = NULL;
 	gint64 vcpus = 1, memory_mib = 256;
+	guint max_vcpus = 0, max_memory_mib = 0;
 
+	/* one VM is never larger than the whole node; the fleet counts the rest */
+	ppn_domain_manager_get_capacity (self->manager, &max_vcpus, &max_memory_mib);
 	root = ppn_http_read_json (msg, PPN_HTTP_MAX_BODY_DEFAULT, error);
 	if (root == NULL)
 		return NULL;
@@ -140,8 +141,8 @@ ppn_agent_server_parse_create (PpnAgentServer *self, SoupServerMessage *msg, GEr
 	    !ppn_name_validate ("name", name, error) ||
 	    !ppn_json_get_string (obj, "image", TRUE, &image, error) ||
 	    !ppn_name_validate ("image", image, error) ||
-	    !ppn_json_get_int (obj, "vcpus", FALSE, 1, self->max_vcpus, &vcpus, error) ||
-	    !ppn_json_get_int (obj, "memory_mib", FALSE, 64, self->max_memory_mib, &memory_mib, error) ||
+	    !ppn_json_get_int (obj, "vcpus", FALSE, 1, MAX (max_vcpus, 1), &vcpus, error) ||
+	    !ppn_json_get_int (obj, "memory_mib", FALSE, 64, MAX (max_memory_mib, 64), &memory_mib, error) ||
 	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error) ||
 	    !ppn_json_get_string (obj, "egress", FALSE, &egress, error))
 		return NULL;
@@ -380,8 +381,6 @@ ppn_agent_server_new (const PpnAgentConfig *config,
 		return NULL;
 	self->manager = g_object_ref (manager);
 	self->catalog = catalog;
-	self->max_vcpus = config->max_vcpus;
-	self->max_memory_mib = config->max_memory_mib;
 	self->max_forwards = config->max_forwards;
 	soup_server_add_handler (self->server, "/", ppn_agent_server_handler, self, NULL);
 	return g_steal_pointer (&self);

@@ -33,11 +33,15 @@ struct _PpnDomainManager {
 	gchar *disk_dir;
 	PpnAccel accel_config;
 	PpnEgress egress; /* the node's policy */
+	guint capacity_vcpus; /* configured; 0: what libvirt counts */
+	guint capacity_memory_mib;
 	PpnPortAllocator *ports;
 
 	GMutex lock; /* guards everything below */
 	virConnect *conn;
 	PpnAccel accel;
+	guint host_vcpus; /* what libvirt counts on the host; 0 until started */
+	guint host_memory_mib;
 	GHashTable *busy; /* vm ids with a create or destroy running */
 	guint generation; /* bumped by every create and destroy */
 	GHashTable *warned; /* domain names whose bad metadata was logged */
@@ -587,6 +591,34 @@ ppn_domain_manager_rediscover (PpnDomainManager *self, GError **error)
 	return TRUE;
 }
 
+/* the host's CPUs and memory as libvirt counts them: what the node offers
+ * unless capacity-vcpus and capacity-memory-mib say less (or more) */
+static gboolean
+ppn_domain_manager_read_host (PpnDomainManager *self, virConnect *conn, GError **error)
+{
+	virNodeInfo info;
+	guint vcpus, memory_mib;
+
+	if (virNodeGetInfo (conn, &info) != 0) {
+		virErrorPtr err = virGetLastError ();
+		g_set_error (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE,
+			     _("Cannot read the host's CPUs and memory from %s: %s"), self->uri,
+			     err != NULL && err->message != NULL ? err->message : _("unknown error"));
+		virResetLastError ();
+		return FALSE;
+	}
+	vcpus = MAX (info.cpus, 1);
+	memory_mib = (guint)MIN (info.memory / 1024, (unsigned long)G_MAXINT32);
+	g_message (_("The node offers %u vCPUs and %u MiB (the host has %u and %u)"),
+		   self->capacity_vcpus != 0 ? self->capacity_vcpus : vcpus,
+		   self->capacity_memory_mib != 0 ? self->capacity_memory_mib : memory_mib, vcpus, memory_mib);
+	g_mutex_lock (&self->lock);
+	self->host_vcpus = vcpus;
+	self->host_memory_mib = memory_mib;
+	g_mutex_unlock (&self->lock);
+	return TRUE;
+}
+
 static void
 ppn_domain_manager_start_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
@@ -597,6 +629,10 @@ ppn_domain_manager_start_thread (GTask *task, gpointer source, gpointer task_dat
 
 	conn = ppn_domain_manager_get_conn (self, &error);
 	if (conn == NULL) {
+		g_task_return_error (task, g_steal_pointer (&error));
+		return;
+	}
+	if (!ppn_domain_manager_read_host (self, conn, &error)) {
 		g_task_return_error (task, g_steal_pointer (&error));
 		return;
 	}
@@ -660,6 +696,21 @@ ppn_domain_manager_is_degraded (PpnDomainManager *self)
 	g_return_val_if_fail (PPN_IS_DOMAIN_MANAGER (self), FALSE);
 	locker = g_mutex_locker_new (&self->lock);
 	return self->degraded;
+}
+
+/* what the node offers to ppn in total: the configured figures, else the
+ * host's as libvirt counts them (0 until started) */
+void
+ppn_domain_manager_get_capacity (PpnDomainManager *self, guint *vcpus, guint *memory_mib)
+{
+	g_autoptr(GMutexLocker) locker = NULL;
+
+	g_return_if_fail (PPN_IS_DOMAIN_MANAGER (self));
+	locker = g_mutex_locker_new (&self->lock);
+	if (vcpus != NULL)
+		*vcpus = self->capacity_vcpus != 0 ? self->capacity_vcpus : self->host_vcpus;
+	if (memory_mib != NULL)
+		*memory_mib = self->capacity_memory_mib != 0 ? self->capacity_memory_mib : self->host_memory_mib;
 }
 
 guint
@@ -1075,6 +1126,8 @@ ppn_domain_manager_new (const PpnAgentConfig *config, GError **error)
 	self->disk_dir = g_build_filename (config->state_dir, "disks", NULL);
 	self->accel_config = config->accel;
 	self->egress = config->egress;
+	self->capacity_vcpus = config->capacity_vcpus;
+	self->capacity_memory_mib = config->capacity_memory_mib;
 	self->ports = ppn_port_allocator_new (config->forward_address, config->port_first, config->port_last, error);
 	if (self->ports == NULL)
 		return NULL;

@@ -58,6 +58,7 @@ gboolean ppn_domain_manager_start_finish (PpnDomainManager *self, GAsyncResult *
 const gchar *ppn_domain_manager_get_accel (PpnDomainManager *self);
 gboolean ppn_domain_manager_is_degraded (PpnDomainManager *self);
 guint ppn_domain_manager_count_free_ports (PpnDomainManager *self);
+void ppn_domain_manager_get_capacity (PpnDomainManager *self, guint *vcpus, guint *memory_mib);
 
 void ppn_domain_manager_create_async (PpnDomainManager *self,
 				      const PpnDomainRequest *request,

@@ -17,8 +17,6 @@ struct _PpnHeartbeat {
 	gchar *node_id;
 	gchar *agent_url;
 	gchar *url;
-	guint max_vcpus;
-	guint max_memory_mib;
 	guint interval;
 	PpnDomainManager *manager;
 	PpnImageCatalog *catalog;
@@ -66,9 +64,11 @@ ppn_heartbeat_build (PpnHeartbeat *self, GPtrArray *domains)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new ();
 	const gchar *accel;
+	guint vcpus = 0, memory_mib = 0;
 
 	g_return_val_if_fail (PPN_IS_HEARTBEAT (self), NULL);
 	accel = ppn_domain_manager_get_accel (self->manager);
+	ppn_domain_manager_get_capacity (self->manager, &vcpus, &memory_mib);
 	json_builder_begin_object (b);
 	json_builder_set_member_name (b, "node_id");
 	json_builder_add_string_value (b, self->node_id);
@@ -79,9 +79,9 @@ ppn_heartbeat_build (PpnHeartbeat *self, GPtrArray *domains)
 	json_builder_set_member_name (b, "capacity");
 	json_builder_begin_object (b);
 	json_builder_set_member_name (b, "vcpus");
-	json_builder_add_int_value (b, self->max_vcpus);
+	json_builder_add_int_value (b, vcpus);
 	json_builder_set_member_name (b, "memory_mib");
-	json_builder_add_int_value (b, self->max_memory_mib);
+	json_builder_add_int_value (b, memory_mib);
 	json_builder_set_member_name (b, "free_ports");
 	json_builder_add_int_value (b, ppn_domain_manager_count_free_ports (self->manager));
 	json_builder_end_object (b);
@@ -206,8 +206,6 @@ ppn_heartbeat_new (const PpnAgentConfig *config,
 	self->node_id = g_strdup (config->node_id);
 	self->agent_url = g_strdup (agent_url);
 	self->url = g_strconcat (config->fleet_url, PPN_HEARTBEAT_PATH, NULL);
-	self->max_vcpus = config->max_vcpus;
-	self->max_memory_mib = config->max_memory_mib;
 	self->interval = config->heartbeat_interval;
 	self->manager = g_object_ref (manager);
 	self->catalog = catalog;

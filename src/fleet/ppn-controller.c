@@ -149,7 +149,7 @@ ppn_controller_forget (PpnController *self, PpnVm *vm)
 	PpnNode *node = ppn_nodes_lookup (self->nodes, vm->node);
 
 	if (node != NULL)
-		ppn_nodes_release (node, vm->vcpus, vm->memory_mib);
+		ppn_nodes_release (node, vm->id);
 	ppn_registry_remove (self->registry, vm);
 }
 
@@ -167,8 +167,10 @@ ppn_controller_restore (PpnController *self, GError **error)
 		if (vm->state == PPN_VM_STATE_FAILED || vm->state == PPN_VM_STATE_DELETED)
 			continue;
 		ppn_registry_add (self->registry, vm);
-		if (vm->node != NULL)
-			ppn_nodes_reserve (ppn_nodes_ensure (self->nodes, vm->node), vm->vcpus, vm->memory_mib);
+		/* a lost VM runs nowhere: only its quota slot counts */
+		if (vm->node != NULL && vm->state != PPN_VM_STATE_LOST)
+			ppn_nodes_reserve (ppn_nodes_ensure (self->nodes, vm->node), vm->id, vm->vcpus,
+					   vm->memory_mib, vm->forwards->len);
 		restored++;
 	}
 	g_message ("restored %u VM records in %.1f ms", restored,
@@ -539,7 +541,10 @@ ppn_controller_create_gate_cb (GObject *source, GAsyncResult *res, gpointer user
 				     req->image));
 		return;
 	}
-	node = ppn_nodes_place (self->nodes, req->image, req->vcpus, req->memory_mib, &error);
+	{
+		PpnPlacementNeeds needs = {req->image, req->vcpus, req->memory_mib, req->forwards->len, req->accel};
+		node = ppn_nodes_place (self->nodes, &needs, &error);
+	}
 	if (node == NULL) {
 		ppn_controller_create_refuse (self, task, g_steal_pointer (&error));
 		return;
@@ -560,7 +565,7 @@ ppn_controller_create_gate_cb (GObject *source, GAsyncResult *res, gpointer user
 		return;
 	}
 	ppn_registry_add (self->registry, vm);
-	ppn_nodes_reserve (node, vm->vcpus, vm->memory_mib);
+	ppn_nodes_reserve (node, vm->id, vm->vcpus, vm->memory_mib, vm->forwards->len);
 	lc->vm = ppn_vm_ref (vm);
 
 	/* the create goes on if the tenant hangs up: the VM is theirs and
@@ -797,6 +802,21 @@ ppn_controller_get_images (PpnController *self)
 	return ppn_nodes_images_to_json (self->nodes);
 }
 
+/* the operators' view of the nodes (GET /mesh/v1/nodes) */
+JsonNode *
+ppn_controller_get_nodes (PpnController *self)
+{
+	g_return_val_if_fail (PPN_IS_CONTROLLER (self), NULL);
+	return ppn_nodes_to_json (self->nodes);
+}
+
+void
+ppn_controller_set_placement (PpnController *self, PpnPlacement strategy)
+{
+	g_return_if_fail (PPN_IS_CONTROLLER (self));
+	ppn_nodes_set_placement (self->nodes, strategy);
+}
+
 /* ---- mesh -------------------------------------------------------------- */
 
 /* What a node says about its domains is checked against the records, and
@@ -941,7 +961,7 @@ ppn_controller_adopt (PpnController *self, const gchar *node_id, JsonObject *dom
 	}
 	ppn_registry_add (self->registry, vm);
 	if (node != NULL)
-		ppn_nodes_reserve (node, vm->vcpus, vm->memory_mib);
+		ppn_nodes_reserve (node, vm->id, vm->vcpus, vm->memory_mib, vm->forwards->len);
 	g_warning ("node %s runs VM %s with no record: adopted for tenant %s (from its metadata)", node_id, vm_id,
 		   tenant);
 	ppn_controller_audit_fleet (self, "adopt", vm, node_id, "a running domain with no record, owner from its metadata");
@@ -1044,6 +1064,8 @@ ppn_controller_reconcile (PpnController *self, const gchar *node_id, JsonArray *
 		} else {
 			ppn_controller_mark (self, vm, PPN_VM_STATE_LOST, "its node no longer runs it");
 			ppn_controller_audit_fleet (self, "lost", vm, node_id, "its node no longer reports it");
+			/* nothing runs: the node's room is free, the quota slot is not */
+			ppn_nodes_release (ppn_nodes_ensure (self->nodes, node_id), vm->id);
 		}
 	}
 }

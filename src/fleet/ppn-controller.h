@@ -4,6 +4,7 @@
 
 #include "ppn-agent-client.h"
 #include "ppn-audit.h"
+#include "ppn-nodes.h"
 #include "ppn-store.h"
 #include "ppn-tenant.h"
 #include "ppn-vm.h"
@@ -59,6 +60,8 @@ GPtrArray *ppn_controller_list_vms (PpnController *self,
 				    GError **error);
 guint ppn_controller_get_usage (PpnController *self, PpnTenant *tenant);
 JsonNode *ppn_controller_get_images (PpnController *self);
+JsonNode *ppn_controller_get_nodes (PpnController *self);
+void ppn_controller_set_placement (PpnController *self, PpnPlacement strategy);
 gboolean ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject *hb, GError **error);
 
 G_END_DECLS

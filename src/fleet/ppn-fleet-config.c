@@ -32,12 +32,13 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	static const gchar *const fleet_keys[] = {
 		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout", "lost-grace",
 		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", "max-inflight",
-		"audit-file", "ledger-dir", NULL};
+		"audit-file", "ledger-dir", "placement", NULL};
 	static const gchar *const tls_keys[] = {"ca", "cert", "key", NULL};
 	static const gchar *const *const keys[] = {fleet_keys, tls_keys};
 	g_autoptr(GKeyFile) kf = NULL;
 	g_autoptr(PpnFleetConfig) config = g_new0 (PpnFleetConfig, 1);
 	g_autofree gchar *host = NULL;
+	g_autofree gchar *placement = NULL;
 	guint16 port;
 	guint64 v;
 
@@ -96,5 +97,11 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	if (!ppn_config_get_uint (kf, "fleet", "max-inflight", 32, 1, 100000, &v, error))
 		return NULL;
 	config->max_inflight = (guint)v;
+	placement = ppn_config_get_string (kf, "fleet", "placement", "spread");
+	if (!ppn_placement_from_string (placement, &config->placement)) {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: [fleet] placement: expected spread or pack, got '%s'"), path, placement);
+		return NULL;
+	}
 	return g_steal_pointer (&config);
 }

@@ -2,6 +2,8 @@
 
 #include <glib.h>
 
+#include "ppn-nodes.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
@@ -23,6 +25,7 @@ typedef struct {
 	guint max_forwards;	/* per VM */
 	gsize max_body;		/* bytes */
 	guint max_inflight;	/* a tenant's creates and deletes waiting at once */
+	PpnPlacement placement; /* which node that fits gets a VM */
 } PpnFleetConfig;
 
 PpnFleetConfig *ppn_fleet_config_load (const gchar *path, GError **error);

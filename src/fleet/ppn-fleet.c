@@ -96,6 +96,8 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 	agents = ppn_agent_client_new (ca, cert, self->config->agent_timeout);
 	self->controller = ppn_controller_new (self->store, agents, self->audit, self->config->node_timeout,
 					       self->config->lost_grace);
+	ppn_controller_set_placement (self->controller, self->config->placement);
+	g_message ("placement strategy: %s", ppn_placement_to_string (self->config->placement));
 	/* the registry is whole before the first tenant request is accepted */
 	if (!ppn_controller_restore (self->controller, error))
 		return FALSE;

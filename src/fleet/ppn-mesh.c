@@ -19,43 +19,42 @@ struct _PpnMesh {
 
 G_DEFINE_TYPE (PpnMesh, ppn_mesh, G_TYPE_OBJECT)
 
-static void
-ppn_mesh_heartbeat_cb (SoupServer *server,
-		       SoupServerMessage *msg,
-		       const char *path,
-		       GHashTable *query,
-		       gpointer user_data)
+static gboolean
+ppn_mesh_check (SoupServerMessage *msg,
+		PpnTlsRole role,
+		const gchar *name,
+		PpnTlsRole wanted,
+		const char *method,
+		GError **error)
 {
-	PpnMesh *self = PPN_MESH (user_data);
+	if (role != wanted) {
+		g_warning ("%s %s refused: certificate of %s %s is not an %s's", soup_server_message_get_method (msg),
+			   soup_server_message_get_uri (msg) != NULL ? g_uri_get_path (soup_server_message_get_uri (msg))
+								     : "?",
+			   ppn_tls_role_to_string (role), name, ppn_tls_role_to_string (wanted));
+		if (wanted == PPN_TLS_ROLE_AGENT)
+			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_FORBIDDEN, _("Only agents send heartbeats"));
+		else
+			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_FORBIDDEN,
+					     _("Only operators may list the nodes"));
+		return FALSE;
+	}
+	if (soup_server_message_get_method (msg) != method) {
+		soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", method);
+		g_set_error (error, PPN_ERROR, PPN_ERROR_METHOD_NOT_ALLOWED, _("Use %s"), method);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* POST /mesh/v1/heartbeat, agents only: the node is the certificate's */
+static void
+ppn_mesh_heartbeat (PpnMesh *self, SoupServerMessage *msg, const gchar *name)
+{
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonNode) body = NULL;
 	g_autoptr(JsonNode) reply = json_node_new (JSON_NODE_OBJECT);
-	g_autofree gchar *name = NULL;
-	PpnTlsRole role = PPN_TLS_ROLE_UNKNOWN;
 
-	if (!ppn_http_peer_identity (msg, &role, &name, &error)) {
-		g_warning ("heartbeat refused: %s", error->message);
-		ppn_http_reply_error (msg, error);
-		return;
-	}
-	if (role != PPN_TLS_ROLE_AGENT) {
-		g_warning ("heartbeat refused: certificate of %s %s is not an agent's",
-			   ppn_tls_role_to_string (role), name);
-		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_FORBIDDEN, _("Only agents send heartbeats"));
-		ppn_http_reply_error (msg, error);
-		return;
-	}
-	if (g_strcmp0 (path, "/mesh/v1/heartbeat") != 0) {
-		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_NOT_FOUND, _("No such endpoint"));
-		ppn_http_reply_error (msg, error);
-		return;
-	}
-	if (soup_server_message_get_method (msg) != SOUP_METHOD_POST) {
-		soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", "POST");
-		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_METHOD_NOT_ALLOWED, _("Use POST"));
-		ppn_http_reply_error (msg, error);
-		return;
-	}
 	body = ppn_http_read_json (msg, PPN_MESH_MAX_BODY, &error);
 	if (body == NULL || !ppn_controller_heartbeat (self->controller, name, json_node_get_object (body), &error)) {
 		g_warning ("heartbeat from node %s refused: %s", name, error->message);
@@ -64,6 +63,46 @@ ppn_mesh_heartbeat_cb (SoupServer *server,
 	}
 	json_node_take_object (reply, json_object_new ());
 	ppn_http_reply_json (msg, SOUP_STATUS_OK, reply);
+}
+
+/* GET /mesh/v1/nodes, operators only */
+static void
+ppn_mesh_nodes (PpnMesh *self, SoupServerMessage *msg, const gchar *name)
+{
+	g_autoptr(JsonNode) reply = ppn_controller_get_nodes (self->controller);
+
+	g_debug ("operator %s lists the nodes", name);
+	ppn_http_reply_json (msg, SOUP_STATUS_OK, reply);
+}
+
+static void
+ppn_mesh_handler_cb (SoupServer *server,
+		     SoupServerMessage *msg,
+		     const char *path,
+		     GHashTable *query,
+		     gpointer user_data)
+{
+	PpnMesh *self = PPN_MESH (user_data);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *name = NULL;
+	PpnTlsRole role = PPN_TLS_ROLE_UNKNOWN;
+
+	if (!ppn_http_peer_identity (msg, &role, &name, &error)) {
+		g_warning ("mesh request refused: %s", error->message);
+		ppn_http_reply_error (msg, error);
+		return;
+	}
+	if (g_strcmp0 (path, "/mesh/v1/heartbeat") == 0) {
+		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_AGENT, SOUP_METHOD_POST, &error))
+			ppn_mesh_heartbeat (self, msg, name);
+	} else if (g_strcmp0 (path, "/mesh/v1/nodes") == 0) {
+		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_OPERATOR, SOUP_METHOD_GET, &error))
+			ppn_mesh_nodes (self, msg, name);
+	} else {
+		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_NOT_FOUND, _("No such endpoint"));
+	}
+	if (error != NULL)
+		ppn_http_reply_error (msg, error);
 }
 
 guint16
@@ -108,7 +147,7 @@ ppn_mesh_new (PpnController *controller, GTlsCertificate *cert, GTlsDatabase *ca
 	if (self->server == NULL)
 		return NULL;
 	ppn_http_server_set_max_body (self->server, PPN_MESH_MAX_BODY);
-	soup_server_add_handler (self->server, NULL, ppn_mesh_heartbeat_cb, self, NULL);
+	soup_server_add_handler (self->server, NULL, ppn_mesh_handler_cb, self, NULL);
 	if (!ppn_http_listen (self->server, listen, &self->port, error))
 		return NULL;
 	return g_steal_pointer (&self);

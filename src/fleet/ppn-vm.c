@@ -51,12 +51,25 @@ ppn_vm_egress_validate (const gchar *egress, GError **error)
 	return TRUE;
 }
 
+/* the accelerator a node runs guests with, and a VM may require */
+gboolean
+ppn_vm_accel_validate (const gchar *accel, GError **error)
+{
+	if (g_strcmp0 (accel, "kvm") != 0 && g_strcmp0 (accel, "tcg") != 0) {
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Field 'accel' must be \"kvm\" or \"tcg\""));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 void
 ppn_vm_request_free (PpnVmRequest *req)
 {
 	if (req == NULL)
 		return;
 	g_free (req->egress);
+	g_free (req->accel);
 	g_free (req->name);
 	g_free (req->image);
 	g_clear_pointer (&req->forwards, g_ptr_array_unref);
@@ -68,9 +81,9 @@ PpnVmRequest *
 ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **error)
 {
 	static const gchar *const fields[] = {"name",	       "image",	 "vcpus", "memory_mib",
-					      "port_forwards", "egress", NULL};
+					      "port_forwards", "egress", "accel", NULL};
 	g_autoptr(PpnVmRequest) req = g_new0 (PpnVmRequest, 1);
-	const gchar *name = NULL, *image = NULL, *egress = NULL;
+	const gchar *name = NULL, *image = NULL, *egress = NULL, *accel = NULL;
 	gint64 vcpus = 1, memory_mib = 256;
 	JsonArray *forwards = NULL;
 
@@ -83,11 +96,15 @@ ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **e
 	    !ppn_json_get_int (obj, "vcpus", FALSE, 1, limits->max_vcpus, &vcpus, error) ||
 	    !ppn_json_get_int (obj, "memory_mib", FALSE, 64, limits->max_memory_mib, &memory_mib, error) ||
 	    !ppn_json_get_array (obj, "port_forwards", FALSE, &forwards, error) ||
-	    !ppn_json_get_string (obj, "egress", FALSE, &egress, error))
+	    !ppn_json_get_string (obj, "egress", FALSE, &egress, error) ||
+	    !ppn_json_get_string (obj, "accel", FALSE, &accel, error))
 		return NULL;
 	if (egress == NULL)
 		egress = "nat";
 	if (!ppn_vm_egress_validate (egress, error))
+		return NULL;
+	/* a requirement on the node; absent, either will do */
+	if (accel != NULL && !ppn_vm_accel_validate (accel, error))
 		return NULL;
 	req->forwards = ppn_forwards_from_json (forwards, limits->max_forwards, FALSE, error);
 	if (req->forwards == NULL)
@@ -95,6 +112,7 @@ ppn_vm_request_from_json (JsonObject *obj, const PpnVmLimits *limits, GError **e
 	req->name = g_strdup (name);
 	req->image = g_strdup (image);
 	req->egress = g_strdup (egress);
+	req->accel = g_strdup (accel);
 	req->vcpus = (guint)vcpus;
 	req->memory_mib = (guint)memory_mib;
 	return g_steal_pointer (&req);

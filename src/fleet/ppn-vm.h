@@ -20,6 +20,7 @@ typedef enum {
 const gchar *ppn_vm_state_to_string (PpnVmState state);
 gboolean ppn_vm_state_from_string (const gchar *str, PpnVmState *state);
 gboolean ppn_vm_egress_validate (const gchar *egress, GError **error);
+gboolean ppn_vm_accel_validate (const gchar *accel, GError **error);
 
 /* what a tenant asks for, validated */
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
 	guint memory_mib;
 	GPtrArray *forwards; /* of PpnForward, no host side */
 	gchar *egress;	     /* "nat" or "none" */
+	gchar *accel;	     /* required of the node: "kvm", "tcg", or NULL for either */
 } PpnVmRequest;
 
 typedef struct {

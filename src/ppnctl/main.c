@@ -17,6 +17,7 @@ static const PpnctlCommand commands[] = {
 	{"cert", ppnctl_builtin_cert, N_("Issue a certificate from the fleet CA (operators)")},
 	{"tenant", ppnctl_builtin_tenant, N_("Add a tenant to the tenants file (operators)")},
 	{"ledger", ppnctl_builtin_ledger, N_("Verify the audit ledger and its proofs, offline")},
+	{"node", ppnctl_builtin_node, N_("List the fleet's nodes and their load (operators)")},
 	{NULL, NULL, NULL},
 };
 

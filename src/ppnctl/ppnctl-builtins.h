@@ -23,5 +23,6 @@ gboolean ppnctl_builtin_ca (int argc, char **argv, GCancellable *cancellable, GE
 gboolean ppnctl_builtin_cert (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_tenant (int argc, char **argv, GCancellable *cancellable, GError **error);
 gboolean ppnctl_builtin_ledger (int argc, char **argv, GCancellable *cancellable, GError **error);
+gboolean ppnctl_builtin_node (int argc, char **argv, GCancellable *cancellable, GError **error);
 
 G_END_DECLS

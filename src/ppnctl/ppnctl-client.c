@@ -108,7 +108,8 @@ ppnctl_exit_codes_help (void)
 		 "     not verify\n"
 		 "  7  no capacity or unavailable (503)\n"
 		 "\n"
-		 "Environment: PPN_URL, PPN_CA, PPN_TOKEN. There is no option taking the token\n"
+		 "Environment: PPN_URL, PPN_CA, PPN_TOKEN; for operators' node commands\n"
+		 "PPN_MESH_URL, PPN_CERT, PPN_KEY. There is no option taking the token\n"
 		 "itself, because the command line is visible to every user in ps(1).");
 }
 
@@ -355,8 +356,9 @@ ppnctl_print_fields (const gchar *first_label, ...)
 struct _PpnctlClient {
 	SoupSession *session;
 	gchar *base_url; /* no trailing slash */
-	gchar *authorization;
+	gchar *authorization; /* NULL for an operator's client */
 	gchar *token; /* only to redact it, should a server echo it */
+	GTlsCertificate *cert; /* an operator's client certificate, or NULL */
 };
 
 static void
@@ -374,22 +376,22 @@ ppnctl_client_free (PpnctlClient *client)
 	if (client == NULL)
 		return;
 	g_clear_object (&client->session);
+	g_clear_object (&client->cert);
 	g_free (client->base_url);
 	ppnctl_secret_free (client->authorization);
 	ppnctl_secret_free (client->token);
 	g_free (client);
 }
 
+/* @url without its trailing slashes, if it is https:// with nothing a
+ * credential could leak through */
 static gchar *
-ppnctl_client_base_url (GError **error)
+ppnctl_client_base_url (const gchar *url, GError **error)
 {
-	const gchar *url = opt_url != NULL ? opt_url : g_getenv ("PPN_URL");
 	g_autoptr(GUri) uri = NULL;
 	g_autofree gchar *base = NULL;
 	gsize len;
 
-	if (url == NULL || url[0] == '\0')
-		url = PPNCTL_DEFAULT_URL;
 	uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
 	if (uri == NULL || g_strcmp0 (g_uri_get_scheme (uri), "https") != 0 || g_uri_get_host (uri) == NULL ||
 	    g_uri_get_host (uri)[0] == '\0' || g_uri_get_userinfo (uri) != NULL || g_uri_get_query (uri) != NULL ||
@@ -403,6 +405,18 @@ ppnctl_client_base_url (GError **error)
 	while (len > 0 && base[len - 1] == '/')
 		base[--len] = '\0';
 	return g_steal_pointer (&base);
+}
+
+static GTlsDatabase *
+ppnctl_client_load_ca (GError **error)
+{
+	const gchar *ca = opt_ca != NULL ? opt_ca : g_getenv ("PPN_CA");
+
+	if (ca == NULL || ca[0] == '\0') {
+		ppnctl_usage_error (error, _("No CA to trust: set PPN_CA or use --ca FILE"));
+		return NULL;
+	}
+	return ppn_tls_load_ca (ca, error);
 }
 
 static gchar *
@@ -473,23 +487,46 @@ PpnctlClient *
 ppnctl_client_new (GError **error)
 {
 	g_autoptr(PpnctlClient) client = g_new0 (PpnctlClient, 1);
-	const gchar *ca = opt_ca != NULL ? opt_ca : g_getenv ("PPN_CA");
+	const gchar *url = opt_url != NULL ? opt_url : g_getenv ("PPN_URL");
 	g_autoptr(GTlsDatabase) db = NULL;
 
-	client->base_url = ppnctl_client_base_url (error);
+	client->base_url = ppnctl_client_base_url (url != NULL && url[0] != '\0' ? url : PPNCTL_DEFAULT_URL, error);
 	if (client->base_url == NULL)
 		return NULL;
-	if (ca == NULL || ca[0] == '\0') {
-		ppnctl_usage_error (error, _("No CA to trust: set PPN_CA or use --ca FILE"));
+	db = ppnctl_client_load_ca (error);
+	if (db == NULL)
 		return NULL;
-	}
 	client->token = ppnctl_client_token (error);
 	if (client->token == NULL)
 		return NULL;
-	db = ppn_tls_load_ca (ca, error);
+	client->authorization = g_strconcat ("Bearer ", client->token, NULL);
+	client->session = ppn_http_session_new (db, PPNCTL_TIMEOUT_SECONDS);
+	return g_steal_pointer (&client);
+}
+
+/* an operator's client of the mesh listener: no token, the operator
+ * certificate in the TLS handshake */
+PpnctlClient *
+ppnctl_client_new_operator (const gchar *url, const gchar *cert, const gchar *key, GError **error)
+{
+	g_autoptr(PpnctlClient) client = g_new0 (PpnctlClient, 1);
+	g_autoptr(GTlsDatabase) db = NULL;
+
+	g_return_val_if_fail (url != NULL, NULL);
+	client->base_url = ppnctl_client_base_url (url, error);
+	if (client->base_url == NULL)
+		return NULL;
+	if (cert == NULL || cert[0] == '\0' || key == NULL || key[0] == '\0') {
+		ppnctl_usage_error (error, _("No operator certificate: set PPN_CERT and PPN_KEY or use --cert FILE"
+					     " --key FILE (ppnctl cert issue --role operator makes one)"));
+		return NULL;
+	}
+	db = ppnctl_client_load_ca (error);
 	if (db == NULL)
 		return NULL;
-	client->authorization = g_strconcat ("Bearer ", client->token, NULL);
+	client->cert = ppn_tls_load_certificate (cert, key, error);
+	if (client->cert == NULL)
+		return NULL;
 	client->session = ppn_http_session_new (db, PPNCTL_TIMEOUT_SECONDS);
 	return g_steal_pointer (&client);
 }
@@ -524,13 +561,14 @@ ppnctl_client_call (PpnctlClient *client,
 	g_autoptr(JsonNode) node = NULL;
 	SoupMessageHeaders *hdrs;
 
-	msg = ppn_http_request_new (method, url, body, NULL, error);
+	msg = ppn_http_request_new (method, url, body, client->cert, error);
 	if (msg == NULL)
 		return FALSE;
 	/* a redirect could carry the Authorization header elsewhere */
 	soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
 	hdrs = soup_message_get_request_headers (msg);
-	soup_message_headers_replace (hdrs, "Authorization", client->authorization);
+	if (client->authorization != NULL)
+		soup_message_headers_replace (hdrs, "Authorization", client->authorization);
 	soup_message_headers_replace (hdrs, "Accept", "application/json");
 	node = ppn_http_send_json (client->session, msg, cancellable, &local);
 	if (local != NULL) {

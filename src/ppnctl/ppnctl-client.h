@@ -57,9 +57,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnctlTable, ppnctl_table_free)
 /* a key: value listing is a table without header, labels ending in ':' */
 void ppnctl_print_fields (const gchar *first_label, ...) G_GNUC_NULL_TERMINATED;
 
-/* the tenant API client */
+/* the tenant API client, and the operators' client of the mesh listener */
 typedef struct _PpnctlClient PpnctlClient;
 PpnctlClient *ppnctl_client_new (GError **error);
+PpnctlClient *ppnctl_client_new_operator (const gchar *url, const gchar *cert, const gchar *key, GError **error);
 void ppnctl_client_free (PpnctlClient *client);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PpnctlClient, ppnctl_client_free)
 gboolean ppnctl_client_call (PpnctlClient *client,

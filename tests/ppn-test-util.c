@@ -303,10 +303,12 @@ ppn_test_spawn_agentd (PpnTestFleet *fleet,
 	conf = g_strdup_printf ("[agent]\nnode-id=%s\nlisten=127.0.0.1:%u\nfleet-url=https://127.0.0.1:%u\n"
 				"libvirt-uri=%s\nstate-dir=%s/%s\nimage-dir=%s\nport-range=%u-%u\n"
 				"forward-address=127.0.0.1\naccel=tcg\nheartbeat-interval=1\n"
-				"capacity-vcpus=64\ncapacity-memory-mib=32768\n%s\n"
+				"capacity-vcpus=%u\ncapacity-memory-mib=%u\n%s\n"
 				"[tls]\nca=ca/ca.pem\ncert=%s.pem\nkey=%s-key.pem\n",
 				node_id, listen_port, fleet->mesh_port, fleet->libvirt_uri, fleet->dir, name,
 				fleet->image_dir, port_first, port_last,
+				fleet->opts.capacity_vcpus != 0 ? fleet->opts.capacity_vcpus : 64,
+				(fleet->opts.capacity_vcpus != 0 ? fleet->opts.capacity_vcpus : 64) * 512,
 				fleet->opts.agent_extra != NULL ? fleet->opts.agent_extra : "", name, name);
 	if (!ppn_test_write (conf_path, conf, error))
 		return NULL;

@@ -21,6 +21,7 @@ typedef struct {
 	guint lost_grace;	  /* seconds, 0 = 30 */
 	const gchar *fleet_extra; /* more lines for [fleet], or NULL */
 	const gchar *agent_extra; /* more lines for every agent's [agent], or NULL */
+	guint capacity_vcpus;	  /* each agent's, 0 = 64 */
 } PpnTestFleetOptions;
 
 /* an agent beyond the fleet's first one (whose fields are the fleet's

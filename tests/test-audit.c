@@ -482,7 +482,7 @@ static void
 test_rotation (void)
 {
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 150,
-				    .fleet_extra = "max-inflight=200\n"};
+				    .fleet_extra = "max-inflight=200\n", .capacity_vcpus = 128};
 	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
 	g_autofree gchar *audit = state_path (fleet, "audit.log");
 	g_autofree gchar *rotated1 = g_strconcat (audit, ".1", NULL);

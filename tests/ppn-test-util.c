@@ -599,18 +599,17 @@ ppn_test_fleet_issue (PpnTestFleet *fleet,
 /* a call to the fleet's mesh listener with a certificate for @role and
  * @name (@role PPN_TLS_ROLE_UNKNOWN: none); status 0 when the TLS
  * handshake fails */
-JsonNode *
-ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
-			  PpnTlsRole role,
-			  const gchar *name,
-			  const gchar *method,
-			  const gchar *path,
-			  guint *status)
+static GBytes *
+ppn_test_mesh_send (PpnTestFleet *fleet,
+		    PpnTlsRole role,
+		    const gchar *name,
+		    const gchar *method,
+		    const gchar *path,
+		    guint *status)
 {
 	g_autofree gchar *url = g_strdup_printf ("https://127.0.0.1:%u%s", fleet->mesh_port, path);
 	g_autoptr(SoupMessage) msg = soup_message_new (method, url);
 	g_autoptr(GBytes) reply = NULL;
-	g_autoptr(JsonParser) parser = json_parser_new ();
 	g_autoptr(GError) error = NULL;
 
 	if (role != PPN_TLS_ROLE_UNKNOWN) {
@@ -625,14 +624,34 @@ ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
 	}
 	reply = soup_session_send_and_read (fleet->session, msg, NULL, &error);
 	*status = reply != NULL ? soup_message_get_status (msg) : 0;
-	if (reply == NULL) {
+	if (reply == NULL)
 		g_test_message ("%s %s: %s", method, path, error->message);
-		return NULL;
-	}
-	if (g_bytes_get_size (reply) == 0 ||
+	return g_steal_pointer (&reply);
+}
+
+JsonNode *
+ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
+			  PpnTlsRole role,
+			  const gchar *name,
+			  const gchar *method,
+			  const gchar *path,
+			  guint *status)
+{
+	g_autoptr(GBytes) reply = ppn_test_mesh_send (fleet, role, name, method, path, status);
+	g_autoptr(JsonParser) parser = json_parser_new ();
+
+	if (reply == NULL || g_bytes_get_size (reply) == 0 ||
 	    !json_parser_load_from_data (parser, g_bytes_get_data (reply, NULL), (gssize)g_bytes_get_size (reply), NULL))
 		return NULL;
 	return json_node_ref (json_parser_get_root (parser));
+}
+
+gchar *
+ppn_test_fleet_mesh_get_text (PpnTestFleet *fleet, PpnTlsRole role, const gchar *name, const gchar *path, guint *status)
+{
+	g_autoptr(GBytes) reply = ppn_test_mesh_send (fleet, role, name, "GET", path, status);
+
+	return reply != NULL ? g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply)) : NULL;
 }
 
 /* @node_id's entry in an answer of GET /mesh/v1/nodes, or NULL */

@@ -85,6 +85,12 @@ JsonNode *ppn_test_fleet_mesh_call (PpnTestFleet *fleet,
 				    const gchar *method,
 				    const gchar *path,
 				    guint *status);
+/* a mesh GET's body as text (e.g. /metrics) */
+gchar *ppn_test_fleet_mesh_get_text (PpnTestFleet *fleet,
+				     PpnTlsRole role,
+				     const gchar *name,
+				     const gchar *path,
+				     guint *status);
 JsonObject *ppn_test_fleet_find_node (JsonNode *nodes, const gchar *node_id);
 gboolean ppn_test_fleet_start (PpnTestFleet *fleet, GError **error);
 PpnTestFleet *ppn_test_fleet_new_started (const PpnTestFleetOptions *opts);

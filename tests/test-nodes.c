@@ -413,11 +413,71 @@ test_node_list (void)
 	}
 }
 
+/* the value of the sample @series ('name{labels}') in a scrape, -1 if absent */
+static gdouble
+sample (const gchar *text, const gchar *series)
+{
+	g_autofree gchar *needle = g_strconcat ("\n", series, " ", NULL);
+	const gchar *at = strstr (text, needle);
+
+	return at != NULL ? g_ascii_strtod (at + strlen (needle), NULL) : -1;
+}
+
+/* Prometheus text on the mesh listener, for operators only, counting what
+ * happened: requests by route and status, VMs by state, nodes, the gate,
+ * the audit trail */
+static void
+test_metrics (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 5};
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autofree gchar *text = NULL;
+	guint status = 0;
+
+	for (guint i = 0; i < 2; i++) {
+		g_autofree gchar *body = g_strdup_printf ("{\"name\":\"m%u\",\"image\":\"test-guest\"}", i);
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", body, &status, NULL);
+		g_assert_cmpuint (status, ==, 201);
+	}
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, "wrong", "GET", "/v1/vms", NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 401);
+	}
+	g_free (ppn_test_fleet_mesh_get_text (fleet, PPN_TLS_ROLE_AGENT, "someone", "/metrics", &status));
+	g_assert_cmpuint (status, ==, 403);
+	text = ppn_test_fleet_mesh_get_text (fleet, PPN_TLS_ROLE_OPERATOR, "prometheus", "/metrics", &status);
+	g_assert_cmpuint (status, ==, 200);
+	g_test_message ("%s", text);
+	g_assert_true (g_str_has_prefix (text, "# HELP "));
+	g_assert_cmpfloat (
+		sample (text, "ppn_http_requests_total{listener=\"tenant\",method=\"POST\",route=\"/v1/vms\",status=\"201\"}"),
+		==, 2);
+	g_assert_cmpfloat (
+		sample (text, "ppn_http_requests_total{listener=\"tenant\",method=\"GET\",route=\"/v1/vms\",status=\"401\"}"),
+		==, 1);
+	g_assert_cmpfloat (
+		sample (text, "ppn_http_request_duration_seconds_count{listener=\"tenant\",route=\"/v1/vms\"}"), ==, 3);
+	g_assert_cmpfloat (sample (text, "ppn_http_request_duration_seconds_count{listener=\"mesh\",route=\"/mesh/v1/heartbeat\"}"),
+			   >=, 1);
+	g_assert_cmpfloat (sample (text, "ppn_vms{state=\"running\"}"), ==, 2);
+	g_assert_cmpfloat (sample (text, "ppn_vms{state=\"pending\"}"), ==, 0);
+	g_assert_cmpfloat (sample (text, "ppn_nodes{state=\"alive\"}"), ==, 1);
+	g_assert_cmpfloat (sample (text, "ppn_capacity_vcpus{kind=\"used\"}"), ==, 2);
+	g_assert_cmpfloat (sample (text, "ppn_gate_inflight_total"), ==, 0);
+	g_assert_cmpfloat (sample (text, "ppn_placement_duration_seconds_count"), ==, 2);
+	g_assert_cmpfloat (sample (text, "ppn_heartbeat_processing_seconds_count"), >=, 1);
+	/* two creates (intent and outcome each) and one refused login */
+	g_assert_cmpfloat (sample (text, "ppn_audit_records_total"), ==, 5);
+	g_assert_cmpfloat (sample (text, "ppn_audit_healthy"), ==, 1);
+	g_assert_cmpfloat (sample (text, "ppn_audit_commit_duration_seconds_count"), >=, 1);
+}
+
 int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/nodes/spread-and-dead-node", test_spread_and_dead_node);
 	g_test_add_func ("/nodes/node-list", test_node_list);
+	g_test_add_func ("/nodes/metrics", test_metrics);
 	return g_test_run ();
 }

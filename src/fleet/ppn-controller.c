@@ -8,6 +8,7 @@
 #include "ppn-error.h"
 #include "ppn-i18n.h"
 #include "ppn-json.h"
+#include "ppn-metrics.h"
 #include "ppn-nodes.h"
 #include "ppn-registry.h"
 
@@ -23,6 +24,8 @@ struct _PpnController {
 	gint64 node_timeout;	    /* usec */
 	gint64 lost_grace;	    /* usec */
 	guint tick_id;
+	PpnHistogram place_seconds;	/* choosing a node */
+	PpnHistogram heartbeat_seconds; /* checking and reconciling one heartbeat */
 };
 
 typedef struct {
@@ -543,7 +546,9 @@ ppn_controller_create_gate_cb (GObject *source, GAsyncResult *res, gpointer user
 	}
 	{
 		PpnPlacementNeeds needs = {req->image, req->vcpus, req->memory_mib, req->forwards->len, req->accel};
+		gint64 start = g_get_monotonic_time ();
 		node = ppn_nodes_place (self->nodes, &needs, &error);
+		ppn_histogram_observe (&self->place_seconds, (g_get_monotonic_time () - start) / 1e6);
 	}
 	if (node == NULL) {
 		ppn_controller_create_refuse (self, task, g_steal_pointer (&error));
@@ -808,6 +813,41 @@ ppn_controller_get_nodes (PpnController *self)
 {
 	g_return_val_if_fail (PPN_IS_CONTROLLER (self), NULL);
 	return ppn_nodes_to_json (self->nodes);
+}
+
+void
+ppn_controller_collect_metrics (GString *out, gpointer controller)
+{
+	PpnController *self = PPN_CONTROLLER (controller);
+	g_autoptr(GList) vms = ppn_registry_get_all (self->registry);
+	guint by_state[PPN_VM_STATE_LAST] = {0};
+	guint waiting = 0;
+	GHashTableIter iter;
+	GPtrArray *waiters;
+
+	for (GList *l = vms; l != NULL; l = l->next) {
+		PpnVm *vm = l->data;
+		if ((guint)vm->state < G_N_ELEMENTS (by_state))
+			by_state[vm->state]++;
+	}
+	ppn_metrics_family (out, "ppn_vms", "gauge", "VM records in the registry, by state.");
+	for (guint i = 0; i < G_N_ELEMENTS (by_state); i++) {
+		if (i == PPN_VM_STATE_DELETED || i == PPN_VM_STATE_FAILED)
+			continue; /* they leave the registry */
+		g_string_append_printf (out, "ppn_vms{state=\"%s\"} %u\n", ppn_vm_state_to_string ((PpnVmState)i),
+					by_state[i]);
+	}
+	g_hash_table_iter_init (&iter, self->delete_waiters);
+	while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&waiters))
+		waiting += waiters->len;
+	ppn_metrics_family (out, "ppn_deletes_waiting", "gauge", "DELETEs waiting for a create or destroy to finish.");
+	g_string_append_printf (out, "ppn_deletes_waiting %u\n", waiting);
+	ppn_nodes_collect_metrics (self->nodes, out);
+	ppn_metrics_family (out, "ppn_placement_duration_seconds", "histogram", "Choosing a node for a create.");
+	ppn_histogram_render (out, "ppn_placement_duration_seconds", "", &self->place_seconds);
+	ppn_metrics_family (out, "ppn_heartbeat_processing_seconds", "histogram",
+			    "Checking and reconciling one heartbeat on the main loop (after its body is parsed).");
+	ppn_histogram_render (out, "ppn_heartbeat_processing_seconds", "", &self->heartbeat_seconds);
 }
 
 void
@@ -1108,6 +1148,7 @@ ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject 
 {
 	JsonArray *domains = NULL;
 	PpnNode *node;
+	gint64 start = g_get_monotonic_time ();
 
 	g_return_val_if_fail (PPN_IS_CONTROLLER (self), FALSE);
 	if (!ppn_json_get_array (hb, "domains", TRUE, &domains, error) ||
@@ -1117,6 +1158,7 @@ ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject 
 	node = ppn_nodes_lookup (self->nodes, node_id);
 	if (!node->degraded)
 		ppn_controller_reconcile (self, node_id, domains);
+	ppn_histogram_observe (&self->heartbeat_seconds, (g_get_monotonic_time () - start) / 1e6);
 	return TRUE;
 }
 

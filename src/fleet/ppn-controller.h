@@ -61,6 +61,8 @@ GPtrArray *ppn_controller_list_vms (PpnController *self,
 guint ppn_controller_get_usage (PpnController *self, PpnTenant *tenant);
 JsonNode *ppn_controller_get_images (PpnController *self);
 JsonNode *ppn_controller_get_nodes (PpnController *self);
+/* a PpnMetricsCollector: VMs by state, nodes, placement and heartbeat times */
+void ppn_controller_collect_metrics (GString *out, gpointer controller);
 void ppn_controller_set_placement (PpnController *self, PpnPlacement strategy);
 gboolean ppn_controller_heartbeat (PpnController *self, const gchar *node_id, JsonObject *hb, GError **error);
 

@@ -109,6 +109,8 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 	self->mesh = ppn_mesh_new (self->controller, cert, ca, self->config->mesh_listen, error);
 	if (self->mesh == NULL)
 		return FALSE;
+	ppn_mesh_set_metrics (self->mesh, self->metrics);
+	ppn_metrics_add_collector (self->metrics, ppn_controller_collect_metrics, self->controller);
 	if (!ppn_tenant_proxy_listen (self->proxy, error))
 		return FALSE;
 

@@ -2,10 +2,13 @@
 
 #define G_LOG_DOMAIN "ppn-mesh"
 
+#include <string.h>
+
 #include "ppn-error.h"
 #include "ppn-http.h"
 #include "ppn-i18n.h"
 #include "ppn-mesh.h"
+#include "ppn-metrics.h"
 
 /* a heartbeat lists every domain of a node: allow for thousands */
 #define PPN_MESH_MAX_BODY (8 * 1024 * 1024)
@@ -13,6 +16,7 @@
 struct _PpnMesh {
 	GObject parent_instance;
 	PpnController *controller;
+	PpnMetrics *metrics; /* not ours; NULL: none */
 	SoupServer *server;
 	guint16 port;
 };
@@ -25,6 +29,7 @@ ppn_mesh_check (SoupServerMessage *msg,
 		const gchar *name,
 		PpnTlsRole wanted,
 		const char *method,
+		const gchar *refusal,
 		GError **error)
 {
 	if (role != wanted) {
@@ -32,11 +37,7 @@ ppn_mesh_check (SoupServerMessage *msg,
 			   soup_server_message_get_uri (msg) != NULL ? g_uri_get_path (soup_server_message_get_uri (msg))
 								     : "?",
 			   ppn_tls_role_to_string (role), name, ppn_tls_role_to_string (wanted));
-		if (wanted == PPN_TLS_ROLE_AGENT)
-			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_FORBIDDEN, _("Only agents send heartbeats"));
-		else
-			g_set_error_literal (error, PPN_ERROR, PPN_ERROR_FORBIDDEN,
-					     _("Only operators may list the nodes"));
+		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_FORBIDDEN, refusal);
 		return FALSE;
 	}
 	if (soup_server_message_get_method (msg) != method) {
@@ -75,6 +76,30 @@ ppn_mesh_nodes (PpnMesh *self, SoupServerMessage *msg, const gchar *name)
 	ppn_http_reply_json (msg, SOUP_STATUS_OK, reply);
 }
 
+/* GET /metrics, operators only (a Prometheus scraper with an operator
+ * certificate): Prometheus text format 0.0.4 */
+static void
+ppn_mesh_metrics (PpnMesh *self, SoupServerMessage *msg)
+{
+	g_autofree gchar *text = self->metrics != NULL ? ppn_metrics_render (self->metrics) : g_strdup ("");
+
+	soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8", SOUP_MEMORY_COPY, text,
+					  strlen (text));
+}
+
+static const gchar *
+ppn_mesh_route_name (const gchar *path)
+{
+	static const gchar *const routes[] = {"/mesh/v1/heartbeat", "/mesh/v1/nodes", "/metrics", NULL};
+
+	for (guint i = 0; routes[i] != NULL; i++) {
+		if (g_strcmp0 (path, routes[i]) == 0)
+			return routes[i];
+	}
+	return "other";
+}
+
 static void
 ppn_mesh_handler_cb (SoupServer *server,
 		     SoupServerMessage *msg,
@@ -86,23 +111,38 @@ ppn_mesh_handler_cb (SoupServer *server,
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *name = NULL;
 	PpnTlsRole role = PPN_TLS_ROLE_UNKNOWN;
+	gint64 started = g_get_monotonic_time ();
 
 	if (!ppn_http_peer_identity (msg, &role, &name, &error)) {
 		g_warning ("mesh request refused: %s", error->message);
-		ppn_http_reply_error (msg, error);
-		return;
-	}
-	if (g_strcmp0 (path, "/mesh/v1/heartbeat") == 0) {
-		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_AGENT, SOUP_METHOD_POST, &error))
+	} else if (g_strcmp0 (path, "/mesh/v1/heartbeat") == 0) {
+		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_AGENT, SOUP_METHOD_POST,
+				    _("Only agents send heartbeats"), &error))
 			ppn_mesh_heartbeat (self, msg, name);
 	} else if (g_strcmp0 (path, "/mesh/v1/nodes") == 0) {
-		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_OPERATOR, SOUP_METHOD_GET, &error))
+		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_OPERATOR, SOUP_METHOD_GET,
+				    _("Only operators may list the nodes"), &error))
 			ppn_mesh_nodes (self, msg, name);
+	} else if (g_strcmp0 (path, "/metrics") == 0) {
+		if (ppn_mesh_check (msg, role, name, PPN_TLS_ROLE_OPERATOR, SOUP_METHOD_GET,
+				    _("Only operators may read the metrics"), &error))
+			ppn_mesh_metrics (self, msg);
 	} else {
 		g_set_error_literal (&error, PPN_ERROR, PPN_ERROR_NOT_FOUND, _("No such endpoint"));
 	}
 	if (error != NULL)
 		ppn_http_reply_error (msg, error);
+	if (self->metrics != NULL)
+		ppn_metrics_observe_request (self->metrics, "mesh", soup_server_message_get_method (msg),
+					     ppn_mesh_route_name (path), soup_server_message_get_status (msg),
+					     (g_get_monotonic_time () - started) / 1e6);
+}
+
+void
+ppn_mesh_set_metrics (PpnMesh *self, PpnMetrics *metrics)
+{
+	g_return_if_fail (PPN_IS_MESH (self));
+	self->metrics = metrics;
 }
 
 guint16

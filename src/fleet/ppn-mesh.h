@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 
 #include "ppn-controller.h"
+#include "ppn-metrics.h"
 
 G_BEGIN_DECLS
 
@@ -15,6 +16,9 @@ PpnMesh *ppn_mesh_new (PpnController *controller,
 		       GTlsDatabase *ca,
 		       const gchar *listen,
 		       GError **error);
+/* serves @metrics (which must outlive the mesh) at GET /metrics and
+ * observes every mesh request into it */
+void ppn_mesh_set_metrics (PpnMesh *self, PpnMetrics *metrics);
 guint16 ppn_mesh_get_port (PpnMesh *self);
 
 G_END_DECLS

@@ -65,7 +65,7 @@ ppn_histogram_render (GString *out, const gchar *name, const gchar *labels, cons
 		gchar le[G_ASCII_DTOSTR_BUF_SIZE];
 		cumulative += h->buckets[i];
 		if (i < G_N_ELEMENTS (ppn_histogram_bounds))
-			g_ascii_dtostr (le, sizeof le, ppn_histogram_bounds[i]);
+			g_ascii_formatd (le, sizeof le, "%g", ppn_histogram_bounds[i]);
 		else
 			g_strlcpy (le, "+Inf", sizeof le);
 		g_string_append_printf (out, "%s_bucket{%s%sle=\"%s\"} %" G_GUINT64_FORMAT "\n", name, labels, sep, le,
@@ -73,9 +73,10 @@ ppn_histogram_render (GString *out, const gchar *name, const gchar *labels, cons
 	}
 	{
 		gchar sum[G_ASCII_DTOSTR_BUF_SIZE];
+		g_autofree gchar *braced = labels[0] != '\0' ? g_strdup_printf ("{%s}", labels) : g_strdup ("");
 		g_ascii_dtostr (sum, sizeof sum, h->sum);
-		g_string_append_printf (out, "%s_sum{%s} %s\n%s_count{%s} %" G_GUINT64_FORMAT "\n", name, labels, sum,
-					name, labels, h->count);
+		g_string_append_printf (out, "%s_sum%s %s\n%s_count%s %" G_GUINT64_FORMAT "\n", name, braced, sum, name,
+					braced, h->count);
 	}
 }
 

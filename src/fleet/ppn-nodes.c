@@ -6,6 +6,7 @@
 #include "ppn-forward.h"
 #include "ppn-i18n.h"
 #include "ppn-json.h"
+#include "ppn-metrics.h"
 #include "ppn-nodes.h"
 #include "ppn-vm.h"
 
@@ -656,4 +657,41 @@ ppn_nodes_to_json (PpnNodes *self)
 	json_builder_end_array (b);
 	json_builder_end_object (b);
 	return json_builder_get_root (b);
+}
+
+void
+ppn_nodes_collect_metrics (PpnNodes *self, GString *out)
+{
+	static const gchar *const states[] = {"alive", "degraded", "silent", NULL};
+	guint by_state[G_N_ELEMENTS (states)] = {0};
+	guint64 vcpus = 0, used_vcpus = 0, memory = 0, used_memory = 0, free_ports = 0;
+	GHashTableIter iter;
+	PpnNode *node;
+
+	g_hash_table_iter_init (&iter, self->by_id);
+	while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&node)) {
+		const gchar *state = ppn_nodes_state (self, node);
+		for (guint i = 0; states[i] != NULL; i++) {
+			if (g_strcmp0 (state, states[i]) == 0)
+				by_state[i]++;
+		}
+		if (!ppn_nodes_is_alive (self, node))
+			continue;
+		vcpus += node->vcpus;
+		used_vcpus += node->used_vcpus;
+		memory += node->memory_mib;
+		used_memory += node->used_memory_mib;
+		free_ports += node->free_ports;
+	}
+	ppn_metrics_family (out, "ppn_nodes", "gauge", "Nodes by state (alive and placed on, degraded, silent).");
+	for (guint i = 0; states[i] != NULL; i++)
+		g_string_append_printf (out, "ppn_nodes{state=\"%s\"} %u\n", states[i], by_state[i]);
+	ppn_metrics_family (out, "ppn_capacity_vcpus", "gauge", "vCPUs the live nodes offer, and how many are used.");
+	g_string_append_printf (out, "ppn_capacity_vcpus{kind=\"total\"} %" G_GUINT64_FORMAT "\n", vcpus);
+	g_string_append_printf (out, "ppn_capacity_vcpus{kind=\"used\"} %" G_GUINT64_FORMAT "\n", used_vcpus);
+	ppn_metrics_family (out, "ppn_capacity_memory_mib", "gauge", "Memory the live nodes offer, and how much is used.");
+	g_string_append_printf (out, "ppn_capacity_memory_mib{kind=\"total\"} %" G_GUINT64_FORMAT "\n", memory);
+	g_string_append_printf (out, "ppn_capacity_memory_mib{kind=\"used\"} %" G_GUINT64_FORMAT "\n", used_memory);
+	ppn_metrics_family (out, "ppn_free_host_ports", "gauge", "Free host ports on the live nodes, as last reported.");
+	g_string_append_printf (out, "ppn_free_host_ports %" G_GUINT64_FORMAT "\n", free_ports);
 }

@@ -66,5 +66,7 @@ guint ppn_nodes_count_reserved (const PpnNode *node);
 gboolean ppn_nodes_has_image (PpnNodes *self, const gchar *image);
 JsonNode *ppn_nodes_images_to_json (PpnNodes *self);
 JsonNode *ppn_nodes_to_json (PpnNodes *self);
+/* for /metrics: nodes by state, capacity and load over the fleet */
+void ppn_nodes_collect_metrics (PpnNodes *self, GString *out);
 
 G_END_DECLS

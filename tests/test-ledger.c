@@ -776,8 +776,11 @@ test_tree_head_sign_verify (void)
 
 	make_key (&key, &pub);
 	make_key (&other_key, &other_pub);
-	g_assert_nonnull (strstr (g_bytes_get_data (key, NULL), "BEGIN PRIVATE KEY"));
-	g_assert_nonnull (strstr (g_bytes_get_data (pub, NULL), "BEGIN PUBLIC KEY"));
+	/* PEM in GBytes: not NUL-terminated */
+	g_assert_nonnull (g_strstr_len (g_bytes_get_data (key, NULL), (gssize)g_bytes_get_size (key),
+					"-----BEGIN PRIVATE KEY-----"));
+	g_assert_nonnull (g_strstr_len (g_bytes_get_data (pub, NULL), (gssize)g_bytes_get_size (pub),
+					"-----BEGIN PUBLIC KEY-----"));
 	memset (root, 0x42, sizeof root);
 	head = signed_head (7, root, 1000, key);
 	g_assert_cmpuint (g_bytes_get_size (head->signature), ==, PPN_TREE_HEAD_SIGNATURE_SIZE);
@@ -1769,6 +1772,7 @@ test_file_ledger_refusals (void)
 		g_assert_false (ppn_file_ledger_verify (path, pub, NULL, &result, &error));
 		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_HEADER);
 		g_clear_error (&error);
+		ppn_ledger_verify_result_clear (&result);
 		g_assert_false (ppn_file_ledger_verify ("/nonexistent/ledger", pub, NULL, &result, &error));
 		g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
 		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_IO);

@@ -192,7 +192,8 @@ ppn_ledger_reader_get (PpnLedgerReader *r, guint64 from, gsize need, const guint
 	}
 	off = (gsize)(from - r->base);
 	if (off + need > r->cap) {
-		memmove (r->buf, r->buf + off, r->len - off);
+		if (r->len > off)
+			memmove (r->buf, r->buf + off, r->len - off);
 		r->len -= off;
 		r->base = from;
 		off = 0;

@@ -571,6 +571,7 @@ ppn_ledger_scan_published (PpnLedgerScan *scan, const PpnTreeHead *published)
 void
 ppn_ledger_verify_result_clear (PpnLedgerVerifyResult *result)
 {
+	g_return_if_fail (result != NULL);
 	g_clear_pointer (&result->newest_head, ppn_tree_head_free);
 	g_clear_pointer (&result->message, g_free);
 	memset (result, 0, sizeof *result);

@@ -776,8 +776,11 @@ test_tree_head_sign_verify (void)
 
 	make_key (&key, &pub);
 	make_key (&other_key, &other_pub);
-	g_assert_nonnull (strstr (g_bytes_get_data (key, NULL), "BEGIN PRIVATE KEY"));
-	g_assert_nonnull (strstr (g_bytes_get_data (pub, NULL), "BEGIN PUBLIC KEY"));
+	/* PEM in GBytes: not NUL-terminated */
+	g_assert_nonnull (g_strstr_len (g_bytes_get_data (key, NULL), (gssize)g_bytes_get_size (key),
+					"-----BEGIN PRIVATE KEY-----"));
+	g_assert_nonnull (g_strstr_len (g_bytes_get_data (pub, NULL), (gssize)g_bytes_get_size (pub),
+					"-----BEGIN PUBLIC KEY-----"));
 	memset (root, 0x42, sizeof root);
 	head = signed_head (7, root, 1000, key);
 	g_assert_cmpuint (g_bytes_get_size (head->signature), ==, PPN_TREE_HEAD_SIGNATURE_SIZE);
@@ -1484,7 +1487,12 @@ test_tamper_published_inconsistent (Fixture *fx, gconstpointer data)
 	g_autoptr(PpnFileLedger) ledger = NULL;
 	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
 
-	g_assert_cmpint (g_unlink (fx->path), ==, 0);
+	/* a key holder can write a ledger anew: from its bare header */
+	{
+		g_autoptr(GByteArray) file = file_load (fx->path);
+		g_byte_array_set_size (file, HEADER_SIZE);
+		file_save (fx->path, file);
+	}
 	ledger = ppn_file_ledger_open (fx->dir, &error);
 	g_assert_no_error (error);
 	for (guint i = 0; i < FIXTURE_ENTRIES; i++)
@@ -1693,6 +1701,41 @@ test_file_ledger_refusals (void)
 	g_assert_false (g_file_test (key_path, G_FILE_TEST_EXISTS));
 	g_assert_cmpint (g_rename (saved_key, key_path), ==, 0);
 
+	/* a ledger removed or emptied is not started anew under its key */
+	{
+		g_autofree gchar *path = g_build_filename (dir, "ledger", NULL);
+		g_autofree gchar *saved = g_build_filename (dir, "saved", NULL);
+
+		unprotect (path);
+		g_assert_cmpint (g_rename (path, saved), ==, 0);
+		ledger = ppn_file_ledger_open (dir, &error);
+		g_assert_null (ledger);
+		g_assert_nonnull (strstr (error->message, "was removed or emptied"));
+		g_clear_error (&error);
+		g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+		g_assert_true (g_file_set_contents (path, "", 0, NULL));
+		ledger = ppn_file_ledger_open (dir, &error);
+		g_assert_null (ledger);
+		g_assert_nonnull (strstr (error->message, "was removed or emptied"));
+		g_clear_error (&error);
+		g_assert_cmpint (g_rename (saved, path), ==, 0);
+	}
+	{
+		/* a ledger of a header alone signed nothing yet: a lost key is made anew */
+		g_autofree gchar *other = make_dir ();
+		g_autofree gchar *other_key_path = g_build_filename (other, "ledger.key", NULL);
+		g_autoptr(PpnFileLedger) fresh = ppn_file_ledger_open (other, &error);
+
+		g_assert_no_error (error);
+		g_clear_object (&fresh);
+		g_assert_cmpint (g_unlink (other_key_path), ==, 0);
+		fresh = ppn_file_ledger_open (other, &error);
+		g_assert_no_error (error);
+		g_assert_true (g_file_test (other_key_path, G_FILE_TEST_IS_REGULAR));
+		g_clear_object (&fresh);
+		ppn_test_rm_rf (other);
+	}
+
 	/* a public key that is not the key's */
 	make_key (&other_key, &other_pub);
 	{
@@ -1729,6 +1772,7 @@ test_file_ledger_refusals (void)
 		g_assert_false (ppn_file_ledger_verify (path, pub, NULL, &result, &error));
 		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_HEADER);
 		g_clear_error (&error);
+		ppn_ledger_verify_result_clear (&result);
 		g_assert_false (ppn_file_ledger_verify ("/nonexistent/ledger", pub, NULL, &result, &error));
 		g_assert_error (error, PPN_ERROR, PPN_ERROR_NOT_FOUND);
 		g_assert_cmpint (result.problem, ==, PPN_LEDGER_PROBLEM_IO);

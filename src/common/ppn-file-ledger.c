@@ -192,7 +192,8 @@ ppn_ledger_reader_get (PpnLedgerReader *r, guint64 from, gsize need, const guint
 	}
 	off = (gsize)(from - r->base);
 	if (off + need > r->cap) {
-		memmove (r->buf, r->buf + off, r->len - off);
+		if (r->len > off)
+			memmove (r->buf, r->buf + off, r->len - off);
 		r->len -= off;
 		r->base = from;
 		off = 0;
@@ -570,6 +571,7 @@ ppn_ledger_scan_published (PpnLedgerScan *scan, const PpnTreeHead *published)
 void
 ppn_ledger_verify_result_clear (PpnLedgerVerifyResult *result)
 {
+	g_return_if_fail (result != NULL);
 	g_clear_pointer (&result->newest_head, ppn_tree_head_free);
 	g_clear_pointer (&result->message, g_free);
 	memset (result, 0, sizeof *result);
@@ -1102,7 +1104,7 @@ ppn_file_ledger_write_key_file (const gchar *path, GBytes *data, gint mode, GErr
 /* the key pair: made with a new ledger, never for one that holds
  * records (its heads would be signed by another key) */
 static gboolean
-ppn_file_ledger_load_keys (PpnFileLedger *self, const gchar *dir, gboolean is_new, GError **error)
+ppn_file_ledger_load_keys (PpnFileLedger *self, const gchar *dir, gboolean has_records, GError **error)
 {
 	g_autofree gchar *key_path = g_build_filename (dir, PPN_LEDGER_KEY_FILE, NULL);
 	g_autofree gchar *pub_path = g_build_filename (dir, PPN_LEDGER_PUB_FILE, NULL);
@@ -1112,7 +1114,7 @@ ppn_file_ledger_load_keys (PpnFileLedger *self, const gchar *dir, gboolean is_ne
 	if (!g_file_test (key_path, G_FILE_TEST_EXISTS)) {
 		g_autoptr(GBytes) pub_pem = NULL;
 
-		if (!is_new) {
+		if (has_records) {
 			g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL,
 				     _("%s is missing, but the ledger %s holds records: refusing to sign its "
 				       "tree heads with a new key"),
@@ -1198,20 +1200,35 @@ ppn_file_ledger_create (PpnFileLedger *self, const gchar *dir, GError **error)
 	return ppn_file_ledger_sync_dir (dir, error);
 }
 
+static void
+ppn_file_ledger_refuse_new (const gchar *path, const gchar *key_path, GError **error)
+{
+	g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL,
+		     _("%s is missing or empty, but its key %s is there: the ledger was removed or emptied. "
+		       "Refusing to start a new one under the same key; move the key away to start anew"),
+		     path, key_path);
+}
+
 PpnFileLedger *
 ppn_file_ledger_open (const gchar *dir, GError **error)
 {
 	g_autoptr(PpnFileLedger) self = NULL;
 	g_auto(PpnLedgerScan) scan = {NULL};
 	g_autoptr(PpnPubkey) pub = NULL;
+	g_autofree gchar *key_path = g_build_filename (dir, PPN_LEDGER_KEY_FILE, NULL);
 	struct stat st;
-	gboolean is_new;
 
 	g_return_val_if_fail (dir != NULL, NULL);
 	self = g_object_new (PPN_TYPE_FILE_LEDGER, NULL);
 	self->path = g_build_filename (dir, PPN_LEDGER_FILE, NULL);
 	if (g_mkdir_with_parents (dir, 0700) < 0) {
 		ppn_ledger_set_io_error (error, errno, _("Cannot create %s"), dir);
+		return NULL;
+	}
+	/* a new ledger gets its header before its key, so a key beside no
+	 * ledger, or an empty one, means a ledger that was removed */
+	if (!g_file_test (self->path, G_FILE_TEST_EXISTS) && g_file_test (key_path, G_FILE_TEST_EXISTS)) {
+		ppn_file_ledger_refuse_new (self->path, key_path, error);
 		return NULL;
 	}
 	self->fd_append = open (self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -1231,10 +1248,15 @@ ppn_file_ledger_open (const gchar *dir, GError **error)
 		ppn_ledger_set_io_error (error, errno, _("Cannot open the ledger %s"), self->path);
 		return NULL;
 	}
-	is_new = st.st_size == 0;
-	if (!ppn_file_ledger_load_keys (self, dir, is_new, error))
-		return NULL;
-	if (is_new && !ppn_file_ledger_create (self, dir, error))
+	if (st.st_size == 0) {
+		if (g_file_test (key_path, G_FILE_TEST_EXISTS)) {
+			ppn_file_ledger_refuse_new (self->path, key_path, error);
+			return NULL;
+		}
+		if (!ppn_file_ledger_create (self, dir, error))
+			return NULL;
+	}
+	if (!ppn_file_ledger_load_keys (self, dir, st.st_size > PPN_LEDGER_HEADER_SIZE, error))
 		return NULL;
 
 	self->fd_read = ppn_ledger_open_read (self->path, error);

@@ -56,7 +56,8 @@ const gchar *ppn_ledger_problem_to_string (PpnLedgerProblem problem);
  * head seen elsewhere, say by a tenant), that the ledger still holds
  * that tree. FALSE with @error (PPN_ERROR_INVALID_REQUEST when it does
  * not verify, its message starting "entry N: " when an entry can be
- * named) and @result saying what was found; @result may be NULL. */
+ * named) and @result saying what was found. @result may be NULL; it is
+ * overwritten, so one reused is cleared first. */
 gboolean ppn_file_ledger_verify (const gchar *path,
 				 GBytes *public_key_pem,
 				 const PpnTreeHead *published_head,

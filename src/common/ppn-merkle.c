@@ -312,15 +312,24 @@ ppn_merkle_tree_prove_consistency (PpnMerkleTree *tree, guint64 first, guint64 s
 	return ppn_merkle_proof_reverse (g_steal_pointer (&proof));
 }
 
-/* the index of the first element that is not a hash, or -1 */
-static gint
-ppn_merkle_proof_bad_element (GPtrArray *proof)
+/* every element of @proof is a hash */
+static gboolean
+ppn_merkle_proof_check (GPtrArray *proof, gboolean consistency, GError **error)
 {
 	for (guint i = 0; i < proof->len; i++) {
-		if (g_bytes_get_size (g_ptr_array_index (proof, i)) != PPN_MERKLE_HASH_SIZE)
-			return (gint)i;
+		if (g_bytes_get_size (g_ptr_array_index (proof, i)) == PPN_MERKLE_HASH_SIZE)
+			continue;
+		if (consistency)
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Element %u of the consistency proof is not a %d-byte hash"), i,
+				     PPN_MERKLE_HASH_SIZE);
+		else
+			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+				     _("Element %u of the inclusion proof is not a %d-byte hash"), i,
+				     PPN_MERKLE_HASH_SIZE);
+		return FALSE;
 	}
-	return -1;
+	return TRUE;
 }
 
 static const guint8 *
@@ -340,7 +349,6 @@ ppn_merkle_verify_inclusion (const guint8 leaf_hash[PPN_MERKLE_HASH_SIZE],
 {
 	guint8 r[PPN_MERKLE_HASH_SIZE];
 	guint64 fn = index, sn;
-	gint bad;
 
 	g_return_val_if_fail (leaf_hash != NULL && proof != NULL && root != NULL, FALSE);
 	if (index >= tree_size) {
@@ -350,13 +358,8 @@ ppn_merkle_verify_inclusion (const guint8 leaf_hash[PPN_MERKLE_HASH_SIZE],
 			     index, tree_size);
 		return FALSE;
 	}
-	bad = ppn_merkle_proof_bad_element (proof);
-	if (bad >= 0) {
-		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
-			     _("Element %d of the inclusion proof is not a %d-byte hash"), bad,
-			     PPN_MERKLE_HASH_SIZE);
+	if (!ppn_merkle_proof_check (proof, FALSE, error))
 		return FALSE;
-	}
 	sn = tree_size - 1;
 	memcpy (r, leaf_hash, PPN_MERKLE_HASH_SIZE);
 	for (guint i = 0; i < proof->len; i++) {
@@ -423,7 +426,6 @@ ppn_merkle_verify_consistency (guint64 first,
 	guint8 fr[PPN_MERKLE_HASH_SIZE], sr[PPN_MERKLE_HASH_SIZE];
 	guint64 fn, sn;
 	guint start;
-	gint bad;
 
 	g_return_val_if_fail (first_root != NULL && second_root != NULL && proof != NULL, FALSE);
 	if (first > second) {
@@ -433,13 +435,8 @@ ppn_merkle_verify_consistency (guint64 first,
 			     first, second);
 		return FALSE;
 	}
-	bad = ppn_merkle_proof_bad_element (proof);
-	if (bad >= 0) {
-		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
-			     _("Element %d of the consistency proof is not a %d-byte hash"), bad,
-			     PPN_MERKLE_HASH_SIZE);
+	if (!ppn_merkle_proof_check (proof, TRUE, error))
 		return FALSE;
-	}
 	if (first == 0 || first == second) {
 		if (proof->len != 0) {
 			g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,

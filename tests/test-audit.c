@@ -533,6 +533,50 @@ test_rotation (void)
 	g_assert_cmpint (ledger_verify (fleet, &out), ==, 0);
 }
 
+/* a create the node carried out but whose success cannot be recorded:
+ * the tenant gets 503 and the domain is destroyed again. The agent is
+ * paused so the trail can break between the intent and the outcome. */
+static void
+test_unrecorded_create_undone (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 20};
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autofree gchar *audit = state_path (fleet, "audit.log");
+	g_autofree gchar *moved = g_strconcat (audit, ".1", NULL);
+	GPid agent = (GPid)g_ascii_strtoll (g_subprocess_get_identifier (fleet->agentd), NULL, 10);
+	g_autoptr(PpnTestBurst) burst = NULL;
+	guint requested = 0;
+
+	g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 0);
+	g_assert_cmpint (kill (agent, SIGSTOP), ==, 0);
+	burst = ppn_test_burst_start (fleet, fleet->token1, "undone", 1);
+	for (guint i = 0; i < 500 && requested == 0; i++) {
+		g_autoptr(GPtrArray) lines = read_lines (audit, NULL);
+		for (guint j = 0; j < lines->len; j++)
+			if (g_strcmp0 (str (json_node_get_object (g_ptr_array_index (lines, j)), "outcome"), "requested") == 0)
+				requested++;
+		g_usleep (10000);
+	}
+	g_assert_cmpuint (requested, ==, 1);
+	/* the intent is on the record, the node is busy: now the trail breaks */
+	g_assert_cmpint (g_rename (audit, moved), ==, 0);
+	g_assert_cmpint (g_mkdir (audit, 0700), ==, 0);
+	g_assert_cmpint (kill (agent, SIGCONT), ==, 0);
+	ppn_test_burst_join (burst);
+	g_assert_cmpuint (burst->created, ==, 0);
+	g_assert_cmpuint (burst->other, ==, 1);
+	for (guint i = 0; i < 50 && ppn_test_node_domains_of (fleet, "alice") != 0; i++)
+		g_usleep (100000);
+	g_assert_cmpuint (ppn_test_node_domains_of (fleet, "alice"), ==, 0);
+	{
+		guint status = 0;
+		g_autoptr(JsonNode) q = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
+		g_assert_cmpint (json_object_get_int_member (json_node_get_object (q), "used"), ==, 0);
+	}
+	g_assert_cmpint (g_rmdir (audit), ==, 0);
+	g_free (create_vm (fleet, fleet->token1, "after", NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -542,6 +586,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/audit/kill-after-201", test_kill_after_201);
 	g_test_add_func ("/audit/file-unwritable", test_file_unwritable);
 	g_test_add_func ("/audit/ledger-unwritable", test_ledger_unwritable);
+	g_test_add_func ("/audit/unrecorded-create-undone", test_unrecorded_create_undone);
 	g_test_add_func ("/audit/rotation", test_rotation);
 	return g_test_run ();
 }

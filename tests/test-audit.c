@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ppn-test-util.h"
+#include "ppn-tls.h"
 
 #define VM_BODY(name) "{\"name\":\"" name "\",\"image\":\"test-guest\"}"
 
@@ -143,7 +144,7 @@ test_trail (void)
 	json_node_unref (ppn_test_fleet_call (fleet, fleet->token2, "DELETE", path, NULL, &status, &raw1));
 	g_assert_cmpuint (status, ==, 404);
 	denied_foreign = fleet->last_receipt;
-	missing = g_strdup ("/v1/vms/00000000-0000-4000-8000-000000000000");
+	missing = g_strdup ("/v1/vms/0000000000000000");
 	json_node_unref (ppn_test_fleet_call (fleet, fleet->token2, "DELETE", missing, NULL, &status, &raw2));
 	g_assert_cmpuint (status, ==, 404);
 	denied_missing = fleet->last_receipt;
@@ -577,6 +578,93 @@ test_unrecorded_create_undone (void)
 	g_free (create_vm (fleet, fleet->token1, "after", NULL));
 }
 
+/* what a tenant or anyone sends is not what goes on the record: ids that
+ * are not ids (bytes that are not UTF-8, a token), methods that are not
+ * methods; a flood of failed logins is counted, not written one by one;
+ * and the fleet starts again afterwards */
+static void
+test_hostile_input (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 5};
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autofree gchar *audit = state_path (fleet, "audit.log");
+	g_autofree gchar *token_path = g_strconcat ("/v1/vms/", fleet->token2, NULL);
+	g_autoptr(GPtrArray) lines = NULL;
+	g_autoptr(GError) error = NULL;
+	guint status = 0, individual = 0;
+	gint64 counted = 0;
+
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/vms/%C0%AF", NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 404);
+	}
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", token_path, NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 404);
+	}
+	{
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, NULL, "X\"}evil", "/v1/vms", NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 401);
+	}
+	for (guint i = 0; i < 100; i++) {
+		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, "wrong", "GET", token_path, NULL, &status, NULL);
+		g_assert_cmpuint (status, ==, 401);
+	}
+	g_usleep (1500 * 1000); /* the last second's count is written */
+
+	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
+	{
+		g_autofree gchar *data = NULL;
+		g_autofree gchar *ledger = state_path (fleet, "ledger/ledger");
+		g_autofree gchar *ldata = NULL;
+		gsize llen = 0;
+		g_assert_true (g_file_get_contents (audit, &data, NULL, NULL));
+		g_assert_true (g_utf8_validate (data, -1, NULL));
+		g_assert_null (strstr (data, fleet->token2));
+		g_assert_null (strstr (data, "evil"));
+		g_assert_true (g_file_get_contents (ledger, &ldata, &llen, NULL));
+		g_assert_null (g_strstr_len (ldata, (gssize)llen, fleet->token2));
+	}
+	lines = read_lines (audit, NULL);
+	for (guint i = 0; i < lines->len; i++) {
+		JsonObject *line = json_node_get_object (g_ptr_array_index (lines, i));
+		if (g_strcmp0 (str (line, "op"), "authenticate") != 0) {
+			/* the two lookups: refused, nothing of the id recorded */
+			g_assert_null (str (line, "vm_id"));
+			g_assert_cmpstr (str (line, "detail"), ==, "not a VM id");
+			continue;
+		}
+		if (json_object_has_member (line, "count")) {
+			counted += json_object_get_int_member (line, "count");
+		} else {
+			individual++;
+			g_assert_true (g_str_has_prefix (str (line, "detail"), "GET /v1/vms/{id}: ") ||
+				       g_str_has_prefix (str (line, "detail"), "other /v1/vms: "));
+		}
+	}
+	g_test_message ("101 refused logins: %u recorded one by one, %" G_GINT64_FORMAT " counted", individual,
+			counted);
+	g_assert_cmpuint (individual, <=, 3 * 20);
+	g_assert_cmpint (individual + counted, ==, 101);
+
+	/* and it starts again, and lists the tenant's entries */
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	{
+		g_autoptr(JsonNode) page = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/audit", NULL, &status,
+								NULL);
+		g_assert_cmpuint (status, ==, 200);
+		g_assert_cmpuint (json_array_get_length (json_object_get_array_member (json_node_get_object (page), "entries")),
+				  ==, 2);
+	}
+	{
+		g_autofree gchar *text = ppn_test_fleet_mesh_get_text (fleet, PPN_TLS_ROLE_OPERATOR, "prom", "/metrics",
+									&status);
+		g_assert_cmpuint (status, ==, 200);
+		g_assert_null (strstr (text, "evil"));
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -588,5 +676,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/audit/ledger-unwritable", test_ledger_unwritable);
 	g_test_add_func ("/audit/unrecorded-create-undone", test_unrecorded_create_undone);
 	g_test_add_func ("/audit/rotation", test_rotation);
+	g_test_add_func ("/audit/hostile-input", test_hostile_input);
 	return g_test_run ();
 }

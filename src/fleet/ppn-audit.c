@@ -86,7 +86,8 @@ ppn_audit_serialize (JsonObject *obj)
 static gboolean
 ppn_audit_file_open (PpnAudit *self, GError **error)
 {
-	int fd = g_open (self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* never through a symlink: the trail goes where the config says */
+	int fd = g_open (self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
 	if (fd < 0) {
 		int saved = errno;
@@ -317,6 +318,8 @@ ppn_audit_record_async (PpnAudit *self, const PpnAuditEvent *event, GAsyncReadyC
 	ppn_audit_set_string (p->entry, "vm_name", event->vm_name);
 	json_object_set_string_member (p->entry, "outcome", event->outcome);
 	ppn_audit_set_string (p->entry, "error", event->error);
+	if (event->count > 1)
+		json_object_set_int_member (p->entry, "count", event->count);
 	p->tenant = g_strdup (event->tenant);
 	p->detail = g_strdup (event->detail);
 	p->node = g_strdup (event->node);
@@ -573,6 +576,7 @@ ppn_audit_load_index (PpnAudit *self, GError **error)
 {
 	g_autoptr(PpnTreeHead) head = ppn_ledger_get_tree_head (self->ledger, NULL);
 	guint64 size = head != NULL ? head->tree_size : 0;
+	g_autoptr(GError) local = NULL;
 
 	for (guint64 i = 0; i < size; i++) {
 		g_autoptr(GBytes) data = ppn_ledger_get_entry (self->ledger, i, error);
@@ -584,18 +588,133 @@ ppn_audit_load_index (PpnAudit *self, GError **error)
 		if (data == NULL)
 			return FALSE;
 		raw = g_bytes_get_data (data, &len);
-		node = ppn_json_parse_object (raw, len, 8, error);
+		node = ppn_json_parse_object (raw, len, 8, &local);
 		if (node == NULL) {
-			g_prefix_error (error, _("Ledger entry %" G_GUINT64_FORMAT ": "), i);
-			return FALSE;
+			/* it is still in the ledger and still proven; it is just
+			 * nobody's to list */
+			g_warning ("ledger entry %" G_GUINT64_FORMAT " is not an audit record (%s); not listed for any"
+				   " tenant",
+				   i, local->message);
+			g_clear_error (&local);
+			continue;
 		}
 		obj = json_node_get_object (node);
 		if (json_object_has_member (obj, "tenant") &&
-		    JSON_NODE_HOLDS_VALUE (json_object_get_member (obj, "tenant")))
+		    JSON_NODE_HOLDS_VALUE (json_object_get_member (obj, "tenant")) &&
+		    json_node_get_value_type (json_object_get_member (obj, "tenant")) == G_TYPE_STRING)
 			ppn_audit_index_add (self, json_object_get_string_member (obj, "tenant"), i);
 	}
 	self->next_index = size;
 	return TRUE;
+}
+
+/* the "index" of one audit line, -1 if it has none */
+static gint64
+ppn_audit_line_index (const gchar *line, gsize len)
+{
+	g_autoptr(JsonNode) node = ppn_json_parse_object (line, len, 8, NULL);
+	JsonNode *index;
+
+	if (node == NULL)
+		return -1;
+	index = json_object_get_member (json_node_get_object (node), "index");
+	return index != NULL && json_node_get_value_type (index) == G_TYPE_INT64 ? json_node_get_int (index) : -1;
+}
+
+/* After a crash the file's end and the ledger's may differ: lines the
+ * ledger never took (the crash came between the two writes; they were
+ * never acknowledged, like a torn last line) are taken back, and lines of
+ * entries the ledger has but the file lost (power loss before its fsync)
+ * are written again from the ledger. Only the current file is looked at:
+ * across a rotation nothing is known of the older ones. */
+static gboolean
+ppn_audit_file_recover (PpnAudit *self, GError **error)
+{
+	struct stat st;
+	gsize tail_len;
+	g_autofree gchar *tail = NULL;
+	off_t tail_start, keep;
+	gint64 last = -1;
+	gsize end;
+
+	if (fstat (self->fd, &st) != 0 || st.st_size == 0)
+		return TRUE;
+	tail_len = (gsize)MIN (st.st_size, 4 * 1024 * 1024);
+	tail_start = st.st_size - (off_t)tail_len;
+	tail = g_malloc (tail_len + 1);
+	{
+		int rfd = g_open (self->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+		ssize_t n = rfd >= 0 ? pread (rfd, tail, tail_len, tail_start) : -1;
+		if (rfd >= 0)
+			close (rfd);
+		if (n != (ssize_t)tail_len) {
+			g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Cannot read the end of audit file %s"),
+				     self->path);
+			return FALSE;
+		}
+	}
+	tail[tail_len] = '\0';
+	/* walk back over whole lines: a torn one, and lines past the ledger */
+	end = tail_len;
+	if (end > 0 && tail[end - 1] != '\n') {
+		while (end > 0 && tail[end - 1] != '\n')
+			end--;
+	}
+	while (end > 0) {
+		gsize start = end - 1;
+		while (start > 0 && tail[start - 1] != '\n')
+			start--;
+		gint64 index = ppn_audit_line_index (tail + start, end - 1 - start);
+		if (index >= 0 && (guint64)index >= self->next_index) {
+			end = start;
+			continue;
+		}
+		/* acknowledged, or not ours to judge: it stays, and so does
+		 * everything before it */
+		last = index;
+		break;
+	}
+	keep = tail_start + (off_t)end;
+	if (keep < st.st_size) {
+		g_warning ("audit file %s: taking back %" G_GINT64_FORMAT " bytes the ledger never took (written before"
+			   " a crash, never acknowledged)",
+			   self->path, (gint64)(st.st_size - keep));
+		if (ftruncate (self->fd, keep) != 0) {
+			int saved = errno;
+			g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), _("Cannot repair audit file %s: %s"),
+				     self->path, g_strerror (saved));
+			return FALSE;
+		}
+	}
+	if (last < 0 || (guint64)last + 1 >= self->next_index)
+		return TRUE;
+	/* the ledger is ahead: its entries, marked as recovered */
+	{
+		g_autoptr(GString) lines = g_string_new (NULL);
+		off_t before = 0;
+		g_warning ("audit file %s: writing entries %" G_GINT64_FORMAT " to %" G_GUINT64_FORMAT
+			   " again from the ledger (lost in a crash)",
+			   self->path, last + 1, self->next_index - 1);
+		for (guint64 i = (guint64)last + 1; i < self->next_index; i++) {
+			g_autoptr(GBytes) data = ppn_ledger_get_entry (self->ledger, i, error);
+			g_autoptr(JsonNode) node = NULL;
+			g_autoptr(GBytes) line = NULL;
+			gsize len = 0;
+			const gchar *raw;
+			if (data == NULL)
+				return FALSE;
+			raw = g_bytes_get_data (data, &len);
+			node = ppn_json_parse_object (raw, len, 8, NULL);
+			if (node == NULL)
+				continue;
+			json_object_set_string_member (json_node_get_object (node), "detail",
+						       "recovered from the ledger after a crash");
+			line = ppn_audit_serialize (json_node_get_object (node));
+			g_string_append_len (lines, g_bytes_get_data (line, NULL), (gssize)g_bytes_get_size (line));
+			g_string_append_c (lines, '\n');
+		}
+		return ppn_audit_file_write (self, lines->str, lines->len, &before, error) && fdatasync (self->fd) == 0;
+	}
 }
 
 PpnAudit *
@@ -609,7 +728,8 @@ ppn_audit_new (const gchar *file_path, PpnLedger *ledger, GError **error)
 	self->path = g_strdup (file_path);
 	self->ledger = g_object_ref (ledger);
 	/* a sink that cannot be written at start is refused at start */
-	if (!ppn_audit_file_open (self, error) || !ppn_audit_load_index (self, error))
+	if (!ppn_audit_file_open (self, error) || !ppn_audit_load_index (self, error) ||
+	    !ppn_audit_file_recover (self, error))
 		return NULL;
 	g_message ("audit trail: %s and a ledger of %" G_GUINT64_FORMAT " entries (indexed in %.1f ms)", self->path,
 		   self->next_index, (g_get_monotonic_time () - start) / 1000.0);

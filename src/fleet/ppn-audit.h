@@ -32,6 +32,7 @@ typedef struct {
 	const gchar *detail;
 	const gchar *node;
 	const gchar *actor; /* NULL = the tenant; "fleet" for the reconciliation */
+	guint count;	    /* 0 or 1: one event; more: that many alike, as one record */
 } PpnAuditEvent;
 
 PpnAudit *ppn_audit_new (const gchar *file_path, PpnLedger *ledger, GError **error);

@@ -58,7 +58,8 @@ typedef struct {
 	const gchar *op; /* "create", "destroy", "show" */
 	PpnTenant *tenant;
 	PpnVmRequest *req; /* create only */
-	gchar *vm_id;
+	gchar *asked_id;   /* the id in the request, as sent */
+	gchar *vm_id;	   /* the same, when it is a VM id at all: what is recorded */
 	gchar *request_id;
 	PpnVm *vm;
 	GError *error;	 /* the answer, once the record of it is written */
@@ -71,6 +72,7 @@ ppn_lifecycle_free (PpnLifecycle *lc)
 {
 	ppn_tenant_unref (lc->tenant);
 	g_clear_pointer (&lc->req, ppn_vm_request_free);
+	g_free (lc->asked_id);
 	g_free (lc->vm_id);
 	g_free (lc->request_id);
 	g_clear_pointer (&lc->vm, ppn_vm_unref);
@@ -94,7 +96,10 @@ ppn_lifecycle_task_new (PpnController *self,
 
 	lc->op = op;
 	lc->tenant = ppn_tenant_ref (tenant);
-	lc->vm_id = g_strdup (vm_id);
+	/* only a well-formed id is put on the record: anything else a
+	 * tenant sends (a token, bytes that are not UTF-8, 60 KB) is not */
+	lc->asked_id = g_strdup (vm_id);
+	lc->vm_id = vm_id != NULL && ppn_vm_id_validate (vm_id, NULL) ? g_strdup (vm_id) : NULL;
 	lc->request_id = g_strdup (request_id);
 	lc->receipt = PPN_RECEIPT_NONE;
 	g_task_set_source_tag (task, source_tag);
@@ -123,7 +128,9 @@ ppn_controller_lookup_owned_why (PpnController *self, PpnTenant *tenant, const g
 
 	if (vm == NULL || g_strcmp0 (vm->tenant, ppn_tenant_get_name (tenant)) != 0) {
 		if (why != NULL)
-			*why = g_strdup (vm == NULL ? "no such VM" : "the VM belongs to another tenant");
+			*why = g_strdup (vm != NULL			  ? "the VM belongs to another tenant"
+					 : ppn_vm_id_validate (id, NULL) ? "no such VM"
+									  : "not a VM id");
 		ppn_controller_set_not_found (error);
 		return NULL;
 	}
@@ -618,7 +625,7 @@ ppn_controller_owned_or_answer (PpnController *self, GTask *task)
 	PpnVm *vm;
 
 	g_clear_pointer (&lc->detail, g_free);
-	vm = ppn_controller_lookup_owned_why (self, lc->tenant, lc->vm_id, &lc->detail, &error);
+	vm = ppn_controller_lookup_owned_why (self, lc->tenant, lc->asked_id, &lc->detail, &error);
 	if (vm == NULL) {
 		ppn_controller_answer (self, task, "denied", g_steal_pointer (&error));
 		return FALSE;

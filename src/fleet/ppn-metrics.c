@@ -96,6 +96,18 @@ ppn_metrics_escape (const gchar *value)
 	return g_string_free (out, FALSE);
 }
 
+const gchar *
+ppn_metrics_method_name (const gchar *method)
+{
+	static const gchar *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL};
+
+	for (guint i = 0; known[i] != NULL; i++) {
+		if (g_strcmp0 (method, known[i]) == 0)
+			return known[i];
+	}
+	return "other";
+}
+
 void
 ppn_metrics_family (GString *out, const gchar *name, const gchar *type, const gchar *help)
 {
@@ -110,7 +122,8 @@ ppn_metrics_observe_request (PpnMetrics *self,
 			     guint status,
 			     gdouble seconds)
 {
-	g_autofree gchar *key = g_strdup_printf ("%s\t%s\t%s\t%u", listener, method, route, status);
+	g_autofree gchar *key = g_strdup_printf ("%s\t%s\t%s\t%u", listener, ppn_metrics_method_name (method), route,
+						 status);
 	g_autofree gchar *lat_key = g_strdup_printf ("%s\t%s", listener, route);
 	guint64 *count = g_hash_table_lookup (self->requests, key);
 	PpnHistogram *h = g_hash_table_lookup (self->latencies, lat_key);
@@ -168,6 +181,7 @@ ppn_metrics_render (PpnMetrics *self)
 	for (guint i = 0; i < keys->len; i++) {
 		const gchar *key = g_ptr_array_index (keys, i);
 		g_auto(GStrv) f = g_strsplit (key, "\t", 4);
+		/* listeners, methods and routes are ours already; escaped all the same */
 		g_autofree gchar *route = ppn_metrics_escape (f[2]);
 		g_string_append_printf (out,
 					"ppn_http_requests_total{listener=\"%s\",method=\"%s\",route=\"%s\",status=\"%s\"}"

@@ -40,5 +40,8 @@ void ppn_histogram_observe (PpnHistogram *h, gdouble seconds);
 /* @labels: "" or 'a="x",b="y"' */
 void ppn_histogram_render (GString *out, const gchar *name, const gchar *labels, const PpnHistogram *h);
 gchar *ppn_metrics_escape (const gchar *value);
+/* a request method as a label: the standard ones, anything else "other"
+ * (a method is whatever a client sends) */
+const gchar *ppn_metrics_method_name (const gchar *method);
 
 G_END_DECLS

@@ -13,6 +13,7 @@
 #define PPN_LIST_LIMIT_DEFAULT 100
 #define PPN_LIST_LIMIT_MAX 500
 #define PPN_TOKEN_MAX_LEN 256
+#define PPN_AUTH_RECORDS_PER_SECOND 20
 
 struct _PpnTenantProxy {
 	GObject parent_instance;
@@ -20,6 +21,10 @@ struct _PpnTenantProxy {
 	PpnAudit *audit;
 	PpnMetrics *metrics; /* not ours; NULL: none */
 	SoupServer *server;
+	gint64 auth_second; /* the second the budget below is for */
+	guint auth_budget;  /* refused authentications still recorded one by one */
+	guint auth_suppressed;
+	guint auth_flush_id;
 	PpnTenantsFile *tenants;
 	gchar *tenants_path;
 	gchar *listen;
@@ -38,6 +43,7 @@ typedef struct {
 	SoupServerMessage *msg;
 	PpnTenant *tenant; /* NULL: not authenticated */
 	gint64 started;
+	gboolean gated; /* a create or delete: counts against max-inflight */
 } PpnProxyCall;
 
 /* the route a path belongs to, for the metrics' labels: a handful of
@@ -109,7 +115,7 @@ ppn_proxy_inflight_allows (PpnTenantProxy *self, SoupServerMessage *msg, PpnTena
 }
 
 static PpnProxyCall *
-ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *tenant, gint64 started)
+ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *tenant, gboolean gated, gint64 started)
 {
 	PpnProxyCall *call = g_new0 (PpnProxyCall, 1);
 
@@ -117,8 +123,9 @@ ppn_proxy_call_new (PpnTenantProxy *proxy, SoupServerMessage *msg, PpnTenant *te
 	call->msg = g_object_ref (msg);
 	call->tenant = tenant != NULL ? ppn_tenant_ref (tenant) : NULL;
 	call->started = started;
+	call->gated = gated && tenant != NULL;
 	soup_server_message_pause (msg);
-	if (tenant != NULL)
+	if (call->gated)
 		ppn_proxy_inflight_add (proxy, tenant, 1);
 	return call;
 }
@@ -128,7 +135,7 @@ static void
 ppn_proxy_call_finish (PpnProxyCall *call)
 {
 	ppn_proxy_log (call->proxy, call->msg, call->tenant, call->started);
-	if (call->tenant != NULL)
+	if (call->gated)
 		ppn_proxy_inflight_add (call->proxy, call->tenant, -1);
 	soup_server_message_unpause (call->msg);
 	g_object_unref (call->msg);
@@ -143,6 +150,13 @@ ppn_proxy_reply_error_literal (SoupServerMessage *msg, PpnError code, const gcha
 	g_autoptr(GError) error = g_error_new_literal (PPN_ERROR, code, message);
 
 	ppn_http_reply_error (msg, error);
+}
+
+static void
+ppn_proxy_reply_unauthorized (SoupServerMessage *msg)
+{
+	ppn_proxy_reply_error_literal (msg, PPN_ERROR_UNAUTHORIZED,
+				       _("A valid bearer token is required (Authorization: Bearer TOKEN)"));
 }
 
 /* Every way of failing to authenticate gets the same answer, so a caller
@@ -272,7 +286,7 @@ ppn_proxy_create (PpnTenantProxy *self,
 	if (!ppn_proxy_inflight_allows (self, msg, tenant))
 		return;
 	ppn_controller_create_vm_async (self->controller, tenant, g_steal_pointer (&req), request_id,
-					ppn_proxy_create_cb, ppn_proxy_call_new (self, msg, tenant, started));
+					ppn_proxy_create_cb, ppn_proxy_call_new (self, msg, tenant, TRUE, started));
 }
 
 static gboolean
@@ -481,11 +495,11 @@ ppn_proxy_route (PpnTenantProxy *self,
 			if (!ppn_proxy_inflight_allows (self, msg, tenant))
 				return;
 			ppn_controller_delete_vm_async (self->controller, tenant, id, request_id, ppn_proxy_delete_cb,
-							ppn_proxy_call_new (self, msg, tenant, started));
+							ppn_proxy_call_new (self, msg, tenant, TRUE, started));
 			return;
 		}
 		ppn_controller_show_vm_async (self->controller, tenant, id, request_id, ppn_proxy_show_cb,
-					      ppn_proxy_call_new (self, msg, tenant, started));
+					      ppn_proxy_call_new (self, msg, tenant, FALSE, started));
 		return;
 	}
 	if (g_str_has_prefix (path, "/v1/audit") || g_str_has_prefix (path, "/v1/ledger/")) {
@@ -511,16 +525,43 @@ ppn_proxy_refused_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 	PpnProxyCall *call = user_data;
 	g_autoptr(GError) error = NULL;
 
-	/* a refusal is answered either way; only an operation waits on it */
+	/* a refusal is answered either way; only an operation waits on it
+	 * (the broken trail is logged loudly by the audit writer itself) */
 	if (!ppn_audit_record_finish (PPN_AUDIT (source), res, NULL, &error))
-		g_warning ("a refused authentication is not on the record: %s", error->message);
-	ppn_proxy_reply_error_literal (call->msg, PPN_ERROR_UNAUTHORIZED,
-				       _("A valid bearer token is required (Authorization: Bearer TOKEN)"));
+		g_debug ("a refused authentication is not on the record: %s", error->message);
+	ppn_proxy_reply_unauthorized (call->msg);
 	ppn_proxy_call_finish (call);
 }
 
-/* a failed authentication is a denied attempt, on the record; what the
- * caller sent is not, only which way it failed */
+/* the refusals of the last second beyond the budget, as one record */
+static gboolean
+ppn_proxy_flush_refusals_cb (gpointer user_data)
+{
+	PpnTenantProxy *self = PPN_TENANT_PROXY (user_data);
+	g_autofree gchar *detail = NULL;
+	PpnAuditEvent event = {
+		.op = "authenticate",
+		.outcome = "denied",
+		.error = "unauthorized",
+		.count = self->auth_suppressed,
+	};
+
+	self->auth_flush_id = 0;
+	if (self->auth_suppressed == 0)
+		return G_SOURCE_REMOVE;
+	detail = g_strdup_printf ("%u more refused authentications within a second, recorded as one", self->auth_suppressed);
+	event.detail = detail;
+	self->auth_suppressed = 0;
+	ppn_audit_record_async (self->audit, &event, NULL, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+/* A failed authentication is a denied attempt, on the record, with which
+ * way it failed and the route, never what was sent (a path or a method
+ * can carry a token too). Anyone can fail to authenticate, so past
+ * PPN_AUTH_RECORDS_PER_SECOND a second the rest of that second's
+ * refusals become one record with their count: the trail cannot be
+ * flooded into filling its disk, and no refusal goes uncounted. */
 static void
 ppn_proxy_refuse (PpnTenantProxy *self,
 		  SoupServerMessage *msg,
@@ -529,17 +570,33 @@ ppn_proxy_refuse (PpnTenantProxy *self,
 		  const gchar *why,
 		  gint64 started)
 {
-	g_autofree gchar *detail = g_strdup_printf ("%s %s: %s", soup_server_message_get_method (msg), path, why);
+	gint64 second = g_get_monotonic_time () / G_USEC_PER_SEC;
+	g_autofree gchar *detail = NULL;
 	PpnAuditEvent event = {
 		.op = "authenticate",
 		.outcome = "denied",
 		.request_id = request_id,
 		.error = "unauthorized",
-		.detail = detail,
 	};
 
+	if (second != self->auth_second) {
+		self->auth_second = second;
+		self->auth_budget = PPN_AUTH_RECORDS_PER_SECOND;
+	}
+	if (self->auth_budget == 0) {
+		self->auth_suppressed++;
+		if (self->auth_flush_id == 0)
+			self->auth_flush_id = g_timeout_add_seconds (1, ppn_proxy_flush_refusals_cb, self);
+		ppn_proxy_reply_unauthorized (msg);
+		ppn_proxy_log (self, msg, NULL, started);
+		return;
+	}
+	self->auth_budget--;
+	detail = g_strdup_printf ("%s %s: %s", ppn_metrics_method_name (soup_server_message_get_method (msg)),
+				  ppn_proxy_route_name (path), why);
+	event.detail = detail;
 	ppn_audit_record_async (self->audit, &event, ppn_proxy_refused_cb,
-				ppn_proxy_call_new (self, msg, NULL, started));
+				ppn_proxy_call_new (self, msg, NULL, FALSE, started));
 }
 
 static void
@@ -647,6 +704,10 @@ ppn_tenant_proxy_finalize (GObject *object)
 
 	if (self->server != NULL)
 		soup_server_disconnect (self->server);
+	if (self->auth_flush_id != 0) {
+		g_source_remove (self->auth_flush_id);
+		ppn_proxy_flush_refusals_cb (self);
+	}
 	g_clear_object (&self->server);
 	g_clear_object (&self->controller);
 	g_clear_object (&self->audit);

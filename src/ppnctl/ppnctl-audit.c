@@ -47,7 +47,8 @@ ppnctl_audit_fail (GError **error, const gchar *format, ...)
 	va_start (args, format);
 	msg = g_strdup_vprintf (format, args);
 	va_end (args);
-	g_set_error (error, PPN_ERROR, PPN_ERROR_INTERNAL, _("Audit verification failed: %s"), msg);
+	/* exit 6, like every proof that does not verify */
+	g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST, _("Audit verification failed: %s"), msg);
 	return FALSE;
 }
 
@@ -184,9 +185,10 @@ ppnctl_audit_add_rows (PpnctlTable *table, JsonArray *entries)
 		JsonObject *entry = json_object_get_object_member (item, "entry");
 		g_autofree gchar *index = ppnctl_json_int (item, "index");
 
-		ppnctl_table_add_row (table, index, ppnctl_audit_cell (entry, "time"), ppnctl_audit_cell (entry, "op"),
-				      ppnctl_audit_cell (entry, "vm_id"), ppnctl_audit_cell (entry, "outcome"),
-				      ppnctl_audit_cell (entry, "error"), ppnctl_audit_cell (entry, "request_id"), NULL);
+		ppnctl_table_add_row (table, index, ppnctl_audit_cell (entry, "time"), ppnctl_audit_cell (entry, "actor"),
+				      ppnctl_audit_cell (entry, "op"), ppnctl_audit_cell (entry, "vm_id"),
+				      ppnctl_audit_cell (entry, "outcome"), ppnctl_audit_cell (entry, "error"),
+				      ppnctl_audit_cell (entry, "request_id"), NULL);
 	}
 }
 
@@ -272,6 +274,12 @@ ppnctl_builtin_audit (int argc, char **argv, GCancellable *cancellable, GError *
 			}
 		} else if (key != NULL && json_array_get_length (entries) > 0) {
 			return ppnctl_audit_fail (error, _("entries came without a tree head"));
+		} else if (old != NULL) {
+			/* no head at all, where one was seen before: rolled back */
+			return ppnctl_audit_fail (error,
+						  _("the server shows no tree head, but the saved one has %" G_GUINT64_FORMAT
+						    " entries: the ledger was rolled back or replaced"),
+						  old->tree_size);
 		}
 		for (guint i = 0; i < json_array_get_length (entries); i++)
 			json_array_add_element (all, json_node_copy (json_array_get_element (entries, i)));
@@ -285,15 +293,16 @@ ppnctl_builtin_audit (int argc, char **argv, GCancellable *cancellable, GError *
 		g_autoptr(JsonObject) out = json_object_new ();
 		g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
 		json_object_set_array_member (out, "entries", json_array_ref (all));
-		json_object_set_boolean_member (out, "verified", key != NULL);
+		/* proven: a head checked, and every entry under it */
+		json_object_set_boolean_member (out, "verified", key != NULL && first_head != NULL);
 		if (first_head != NULL)
 			json_object_set_member (out, "tree_head", ppn_tree_head_to_json (first_head));
 		json_node_set_object (node, g_steal_pointer (&out));
 		ppnctl_print_json (node);
 		return TRUE;
 	}
-	table = ppnctl_table_new (_("INDEX"), _("TIME"), _("OP"), _("VM"), _("OUTCOME"), _("ERROR"), _("REQUEST"),
-				  NULL);
+	table = ppnctl_table_new (_("INDEX"), _("TIME"), _("ACTOR"), _("OP"), _("VM"), _("OUTCOME"), _("ERROR"),
+				  _("REQUEST"), NULL);
 	ppnctl_audit_add_rows (table, all);
 	ppnctl_table_print (table);
 	if (key == NULL)

@@ -665,6 +665,50 @@ test_hostile_input (void)
 	}
 }
 
+/* what a crash can leave at the end of the audit file: a line the ledger
+ * never took (and a torn one), or a line lost that the ledger has. At
+ * start the first are taken back and the second written again, so the
+ * file holds every ledger entry once, in order */
+static void
+test_crash_leftovers (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 5};
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autofree gchar *audit = state_path (fleet, "audit.log");
+	g_autofree gchar *data = NULL;
+	g_autoptr(GString) edited = NULL;
+	g_autoptr(GPtrArray) lines = NULL;
+	g_autoptr(GError) error = NULL;
+	gchar *last_line;
+
+	g_free (create_vm (fleet, fleet->token1, "one", NULL));
+	ppn_test_fleet_stop_fleetd (fleet, SIGKILL);
+	g_assert_true (g_file_get_contents (audit, &data, NULL, NULL));
+	/* the outcome's line lost, a line of an entry the ledger never got,
+	 * and half a line */
+	edited = g_string_new (data);
+	g_string_truncate (edited, edited->len - 1);
+	last_line = strrchr (edited->str, '\n');
+	g_assert_nonnull (last_line);
+	g_string_truncate (edited, (gsize)(last_line - edited->str) + 1);
+	g_string_append (edited, "{\"index\":2,\"op\":\"create\",\"outcome\":\"requested\"}\n{\"index\":3,\"op");
+	g_assert_true (g_file_set_contents (audit, edited->str, (gssize)edited->len, NULL));
+
+	ppn_test_fleet_start_fleetd (fleet, &error);
+	g_assert_no_error (error);
+	ppn_test_fleet_wait_node (fleet, 30, &error);
+	g_assert_no_error (error);
+	g_free (create_vm (fleet, fleet->token1, "two", NULL));
+	lines = read_lines (audit, NULL);
+	g_assert_cmpint (lines->len, ==, tree_size (fleet));
+	for (guint i = 0; i < lines->len; i++)
+		g_assert_cmpint (json_object_get_int_member (json_node_get_object (g_ptr_array_index (lines, i)), "index"),
+				 ==, i);
+	g_assert_cmpstr (str (line_at (lines, 1), "detail"), ==, "recovered from the ledger after a crash");
+	g_assert_cmpstr (str (line_at (lines, 1), "outcome"), ==, "success");
+	g_assert_cmpstr (str (line_at (lines, 2), "vm_name"), ==, "two");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -677,5 +721,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/audit/unrecorded-create-undone", test_unrecorded_create_undone);
 	g_test_add_func ("/audit/rotation", test_rotation);
 	g_test_add_func ("/audit/hostile-input", test_hostile_input);
+	g_test_add_func ("/audit/crash-leftovers", test_crash_leftovers);
 	return g_test_run ();
 }

@@ -57,6 +57,16 @@ ppn_test_rm_rf (const gchar *path)
 }
 
 gboolean
+ppn_test_sh (const gchar *cmd)
+{
+	const gchar *argv[] = {"sh", "-c", cmd, NULL};
+	gint status = -1;
+
+	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
+	       g_spawn_check_wait_status (status, NULL);
+}
+
+gboolean
 ppn_test_libvirt_available (const gchar *uri)
 {
 	const gchar *argv[] = {"timeout", "10", "virsh", "-c", uri, "version", NULL};

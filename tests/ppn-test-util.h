@@ -64,6 +64,8 @@ gchar *ppn_test_build_path (const gchar *name);
 gchar *ppn_test_src_path (const gchar *name);
 gboolean ppn_test_libvirt_available (const gchar *uri);
 gchar *ppn_test_run (const gchar *const *argv, gint *exit_status);
+/* sh -c @cmd; TRUE when it exits 0 */
+gboolean ppn_test_sh (const gchar *cmd);
 /* rm -rf, after lifting the append-only flag (chattr +a) a ledger may have */
 void ppn_test_rm_rf (const gchar *path);
 

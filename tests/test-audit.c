@@ -18,16 +18,6 @@ state_path (PpnTestFleet *fleet, const gchar *name)
 	return g_build_filename (fleet->dir, "fleet", name, NULL);
 }
 
-static gboolean
-run_ok (const gchar *cmd)
-{
-	const gchar *argv[] = {"sh", "-c", cmd, NULL};
-	gint status = -1;
-
-	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
-	       g_spawn_check_wait_status (status, NULL);
-}
-
 /* the audit file's records, in order; several files are read as one */
 static GPtrArray *
 read_lines (const gchar *first_path, ...)
@@ -258,7 +248,7 @@ test_trail (void)
 		g_assert_nonnull (strstr (out, id));
 		g_clear_pointer (&out, g_free);
 		g_clear_pointer (&err, g_free);
-		g_assert_true (run_ok (cmd));
+		g_assert_true (ppn_test_sh (cmd));
 		rc = ppn_test_fleet_ppnctl (fleet, fleet->token1, &out, &err, "audit", "--key", wrong, NULL);
 		g_test_message ("ppnctl audit, wrong key: %d %s", rc, err);
 		g_assert_cmpint (rc, !=, 0);
@@ -386,7 +376,7 @@ assert_refused_then_recovers (PpnTestFleet *fleet, const gchar *existing, const 
 	g_autofree gchar *raw = NULL;
 	guint status = 0;
 
-	g_assert_true (run_ok (break_cmd));
+	g_assert_true (ppn_test_sh (break_cmd));
 	/* a full disk may still take what fits in a page a file already has:
 	 * the first creates can succeed until the first record that does not */
 	for (guint i = 0; i < 20; i++) {
@@ -415,7 +405,7 @@ assert_refused_then_recovers (PpnTestFleet *fleet, const gchar *existing, const 
 		g_autoptr(JsonNode) q = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
 		g_assert_cmpint (json_object_get_int_member (json_node_get_object (q), "used"), ==, domains);
 	}
-	g_assert_true (run_ok (mend_cmd));
+	g_assert_true (ppn_test_sh (mend_cmd));
 	g_free (create_vm (fleet, fleet->token1, "after", NULL));
 	{
 		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
@@ -454,7 +444,7 @@ test_ledger_unwritable (void)
 	g_assert_nonnull (g_mkdtemp (mnt));
 	mount = g_strdup_printf ("mount -t tmpfs -o size=256k ppn-test-full '%s'", mnt);
 	umount = g_strdup_printf ("umount -l '%s' && rmdir '%s'", mnt, mnt);
-	if (!run_ok (mount)) {
+	if (!ppn_test_sh (mount)) {
 		g_test_skip ("cannot mount a tmpfs here (not root?)");
 		return;
 	}
@@ -473,7 +463,7 @@ test_ledger_unwritable (void)
 	g_test_message ("ledger verify: %d %s%s", rc, out, err);
 	g_assert_cmpint (rc, ==, 0);
 	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
-	run_ok (umount);
+	ppn_test_sh (umount);
 }
 
 /* the file renamed away during 100 concurrent creates, then a SIGHUP

@@ -307,16 +307,6 @@ test_adopt_and_reap (void)
 	g_assert_cmpstr (state_of (fleet, fleet->token2, orphan), ==, "(none)");
 }
 
-static gboolean
-run_ok (const gchar *cmd)
-{
-	const gchar *argv[] = {"sh", "-c", cmd, NULL};
-	gint status = -1;
-
-	return g_spawn_sync (NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
-	       g_spawn_check_wait_status (status, NULL);
-}
-
 /* a full disk under the store: refused with 503, nothing half-done, and
  * everything works again once there is room */
 static void
@@ -337,7 +327,7 @@ test_disk_full (void)
 
 	g_assert_no_error (error);
 	g_mkdir_with_parents (state, 0700);
-	if (!run_ok (mount)) {
+	if (!ppn_test_sh (mount)) {
 		g_test_skip ("cannot mount a tmpfs here (not root?)");
 		return;
 	}
@@ -346,7 +336,7 @@ test_disk_full (void)
 	id = create_vm (fleet, "before");
 	path = g_strconcat ("/v1/vms/", id, NULL);
 
-	run_ok (fill);
+	ppn_test_sh (fill);
 	{
 		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms",
 							     "{\"name\":\"during\",\"image\":\"test-guest\"}", &status, &raw);
@@ -366,14 +356,14 @@ test_disk_full (void)
 		g_assert_cmpuint (status, ==, 503);
 		g_assert_true (g_hash_table_contains (d, id));
 	}
-	run_ok (unfill);
+	ppn_test_sh (unfill);
 	{
 		g_autofree gchar *after = create_vm (fleet, "after");
 		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
 		g_assert_cmpuint (status, ==, 204);
 	}
 	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
-	run_ok (umount);
+	ppn_test_sh (umount);
 }
 
 int

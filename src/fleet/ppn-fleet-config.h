@@ -21,6 +21,7 @@ typedef struct {
 	guint max_forwards;	/* per VM */
 	gsize max_body;		/* bytes */
 	guint max_inflight;	/* a tenant's creates and deletes waiting at once */
+	gboolean http_keep_alive; /* http-keep-alive, "auto" resolved against the libsoup in use */
 } PpnFleetConfig;
 
 PpnFleetConfig *ppn_fleet_config_load (const gchar *path, GError **error);

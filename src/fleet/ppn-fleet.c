@@ -10,6 +10,7 @@
 #include "ppn-controller.h"
 #include "ppn-error.h"
 #include "ppn-fleet.h"
+#include "ppn-http.h"
 #include "ppn-i18n.h"
 #include "ppn-mesh.h"
 #include "ppn-store.h"
@@ -89,6 +90,10 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 	self->mesh = ppn_mesh_new (self->controller, cert, ca, self->config->mesh_listen, error);
 	if (self->mesh == NULL)
 		return FALSE;
+	ppn_mesh_set_keep_alive (self->mesh, self->config->http_keep_alive);
+	if (self->config->http_keep_alive)
+		g_message ("HTTP keep-alive is on (libsoup %u.%u.%u)", soup_get_major_version (),
+			   soup_get_minor_version (), soup_get_micro_version ());
 	if (!ppn_tenant_proxy_listen (self->proxy, error))
 		return FALSE;
 

@@ -66,6 +66,15 @@ ppn_mesh_heartbeat_cb (SoupServer *server,
 	ppn_http_reply_json (msg, SOUP_STATUS_OK, reply);
 }
 
+/* see ppn_http_server_set_keep_alive(): for the connections accepted
+ * from now on */
+void
+ppn_mesh_set_keep_alive (PpnMesh *self, gboolean keep_alive)
+{
+	g_return_if_fail (PPN_IS_MESH (self));
+	ppn_http_server_set_keep_alive (self->server, keep_alive);
+}
+
 guint16
 ppn_mesh_get_port (PpnMesh *self)
 {

@@ -15,6 +15,7 @@ PpnMesh *ppn_mesh_new (PpnController *controller,
 		       GTlsDatabase *ca,
 		       const gchar *listen,
 		       GError **error);
+void ppn_mesh_set_keep_alive (PpnMesh *self, gboolean keep_alive);
 guint16 ppn_mesh_get_port (PpnMesh *self);
 
 G_END_DECLS

@@ -13,25 +13,15 @@
 
 #include <string.h>
 
-#include "ppn-test-util.h"
+#include "bench-util.h"
 
 static gint rounds = 20;
 static gint parallel = 200;
 
-static gint
-cmp_double (gconstpointer a, gconstpointer b)
-{
-	gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
-	return x < y ? -1 : x > y;
-}
-
 static gdouble
 median (GArray *v)
 {
-	if (v->len == 0)
-		return 0;
-	g_array_sort (v, cmp_double);
-	return g_array_index (v, gdouble, v->len / 2);
+	return ppn_bench_percentile (v, 0.5);
 }
 
 /* one create and delete of B, timed */

@@ -80,6 +80,25 @@ ppn_bench_print_machine (void)
 		 glib_minor_version, glib_micro_version, wrk);
 }
 
+PpnBenchOwnSpread
+ppn_bench_own_spread (guint own, guint total)
+{
+	PpnBenchOwnSpread spread = {own, MAX (1, total / MAX (1, own))};
+	return spread;
+}
+
+void
+ppn_bench_own_record (guint i, PpnBenchRecord *rec, gpointer user_data)
+{
+	const PpnBenchOwnSpread *spread = user_data;
+
+	if (i % spread->stride == 0 && i / spread->stride < spread->own)
+		g_string_assign (rec->tenant, "alice");
+	else
+		g_string_printf (rec->tenant, "t%u", 1 + i % 999);
+	g_string_printf (rec->node, "node%u", i % 1000);
+}
+
 gchar *
 ppn_bench_vm_id (guint i)
 {
@@ -219,6 +238,23 @@ ppn_bench_restore_table (const gchar *const *sizes)
 		g_print ("%10u %14.1f %18.1f %12.1f %14.1f %8.2f\n", n, restore_ms, first_ms,
 			 ppn_bench_rss_kib (ppn_bench_pid (fleet->fleetd)) / 1024.0, scan_ms, restore_ms / scan_ms);
 	}
+}
+
+PpnTestFleet *
+ppn_bench_start_own_fleet (guint own, guint total, const gchar *extra, guint node_timeout)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default",
+				    .max_vms = 100000,
+				    .node_timeout = node_timeout,
+				    .lost_grace = 86400,
+				    .fleet_extra = extra};
+	PpnBenchOwnSpread spread = ppn_bench_own_spread (own, total);
+	g_autoptr(PpnTestFleet) fleet = ppn_bench_fleet_with_db (&opts, total, ppn_bench_own_record, &spread);
+	g_autoptr(GError) error = NULL;
+
+	if (!ppn_test_fleet_start_fleetd (fleet, &error))
+		g_error ("ppn-fleetd: %s", error->message);
+	return g_steal_pointer (&fleet);
 }
 
 const gchar *

@@ -25,6 +25,21 @@ typedef struct {
 } PpnBenchRecord;
 typedef void (*PpnBenchRecordFunc) (guint i, PpnBenchRecord *rec, gpointer user_data);
 
+/* a fixture where tenant alice has @own of @total records, spread
+ * evenly through the table, and 999 other tenants the rest, on 1000
+ * nodes; pass a PpnBenchOwnSpread from ppn_bench_own_spread() */
+typedef struct {
+	guint own;
+	guint stride;
+} PpnBenchOwnSpread;
+PpnBenchOwnSpread ppn_bench_own_spread (guint own, guint total);
+void ppn_bench_own_record (guint i, PpnBenchRecord *rec, gpointer user_data);
+
+/* ppn-fleetd started on such a fixture, with @extra lines in [fleet];
+ * lost-grace as large as it goes, node-timeout @node_timeout: the
+ * records' nodes never heartbeat */
+PpnTestFleet *ppn_bench_start_own_fleet (guint own, guint total, const gchar *extra, guint node_timeout);
+
 /* the id of record @i, as the fixture writes it (16 hex digits) */
 gchar *ppn_bench_vm_id (guint i);
 /* the name of record @i */

@@ -164,5 +164,6 @@ main (int argc, char **argv)
 	phase ("on", "http-keep-alive=yes", TRUE);
 	if (silent_nodes)
 		silent_phase ();
+	ppn_bench_print_load ("at the end");
 	return 0;
 }

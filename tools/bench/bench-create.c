@@ -303,5 +303,6 @@ main (int argc, char **argv)
 	}
 	g_print ("runs: %d of each, alternating\n", runs);
 	virConnectClose (conn);
+	ppn_bench_print_load ("at the end");
 	return 0;
 }

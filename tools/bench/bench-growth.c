@@ -138,5 +138,6 @@ main (int argc, char **argv)
 		g_print ("\nrestore against the records in all (bench-restore)\n");
 		ppn_bench_restore_table (restore_sizes);
 	}
+	ppn_bench_print_load ("at the end");
 	return 0;
 }

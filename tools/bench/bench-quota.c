@@ -75,8 +75,9 @@ main (int argc, char **argv)
 		g_array_append_val (b_quiet, ms);
 	}
 
-	g_print ("machine: %u cpus; tenant A max-vms 5, %d creates at once per round, %d rounds\n",
-		 g_get_num_processors (), parallel, rounds);
+	ppn_bench_print_machine ();
+	g_print ("tenant A max-vms 5, %d creates at once per round, %d rounds\n",
+		 parallel, rounds);
 	g_print ("%6s %6s %6s %6s %6s %14s\n", "round", "201", "403", "429", "other", "A's domains");
 	for (gint round = 0; round < rounds; round++) {
 		g_autofree gchar *prefix = g_strdup_printf ("a%d-", round);
@@ -105,5 +106,6 @@ main (int argc, char **argv)
 	g_print ("%-40s %10.1f %6u\n", "without A flooding", median (b_quiet), b_quiet->len);
 	g_print ("%-40s %10.1f %6u\n", "while A floods", median (b_flood), b_flood->len);
 	g_print ("%-40s %10.2f\n", "ratio", median (b_flood) / median (b_quiet));
+	ppn_bench_print_load ("at the end");
 	return all_exact ? 0 : 1;
 }

@@ -37,5 +37,6 @@ main (int argc, char **argv)
 	sizes = g_strsplit (sizes_opt != NULL ? sizes_opt : "1000,10000,100000", ",", -1);
 	ppn_bench_print_machine ();
 	ppn_bench_restore_table ((const gchar *const *)sizes);
+	ppn_bench_print_load ("at the end");
 	return 0;
 }

@@ -362,5 +362,6 @@ main (int argc, char **argv)
 	print_line ("POST /v1/vms -> 201 median (ms)", big.create_p50, one.create_p50, !no_reference, 1);
 	print_line ("POST /v1/vms -> 201 p95 (ms)", big.create_p95, one.create_p95, !no_reference, 1);
 	print_line ("fleet start -> every node alive (s)", big.converge_s, one.converge_s, !no_reference, 1);
+	ppn_bench_print_load ("at the end");
 	return 0;
 }

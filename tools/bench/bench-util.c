@@ -78,6 +78,7 @@ ppn_bench_print_machine (void)
 	g_print ("software: libvirt %s, %s, libsoup %u.%u.%u, GLib %u.%u.%u, %s\n", virsh, qemu,
 		 soup_get_major_version (), soup_get_minor_version (), soup_get_micro_version (), glib_major_version,
 		 glib_minor_version, glib_micro_version, wrk);
+	ppn_bench_print_load ("at the start");
 }
 
 PpnBenchOwnSpread
@@ -97,6 +98,16 @@ ppn_bench_own_record (guint i, PpnBenchRecord *rec, gpointer user_data)
 	else
 		g_string_printf (rec->tenant, "t%u", 1 + i % 999);
 	g_string_printf (rec->node, "node%u", i % 1000);
+}
+
+/* other work on the machine skews every figure: say how busy it was */
+void
+ppn_bench_print_load (const gchar *when)
+{
+	g_autofree gchar *load = NULL;
+
+	if (g_file_get_contents ("/proc/loadavg", &load, NULL, NULL))
+		g_print ("load average %s: %s", when, load);
 }
 
 gchar *

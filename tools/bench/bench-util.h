@@ -15,6 +15,8 @@ G_BEGIN_DECLS
 gdouble ppn_bench_percentile (GArray *v, gdouble p);
 /* the machine line(s): CPU model, cores, RAM, kernel, libvirt, QEMU, libsoup, GLib */
 void ppn_bench_print_machine (void);
+/* /proc/loadavg, for the table's footer: other work on the machine */
+void ppn_bench_print_load (const gchar *when);
 
 /* one VM record of a fixture; the callback fills tenant and node for
  * record @i (ids, names and ports are derived from @i) */

@@ -10,8 +10,10 @@
  * records and the reconciliation finds every VM running: nothing is
  * created through the API but what is timed.
  *
- * The simulators start first and the fleet after them, so every node
- * is heard within node-timeout (60 s here) and no record is touched.
+ * The fleet starts first, then the simulators one process after the
+ * other, each spreading its agents' starts over one interval; with
+ * node-timeout 600 s every node is heard in time and no record is
+ * touched.
  * Once every node is alive and --warmup seconds have passed, over a
  * --window (default 180 s): ppn-fleetd's CPU (utime+stime from
  * /proc/PID/stat) and RSS, the simulators' CPU, the heartbeats' round
@@ -20,6 +22,13 @@
  * handling time per heartbeat (its debug log). Then --creates creates
  * (POST /v1/vms -> 201, then DELETE) time placement with every node
  * live. The reference is the same run with one node.
+ *
+ * Ten agents a process, a hundred processes: glib-networking runs each
+ * TLS handshake as a blocking call in GLib's GTask pool (10 threads,
+ * growing slowly), on the fleet's side and on the agents'. With more
+ * agents than pool threads in one process, client handshakes wait for a
+ * thread while the fleet's threads wait for them, and heartbeats time
+ * out (tools/bench/README.md): independent nodes never share a pool.
  *
  * Both share this machine's cores: the table gives the CPU of both.
  *
@@ -37,13 +46,14 @@
 
 static gint nodes = 1000;
 static gint vms = 100;
-static gint per_process = 250;
+static gint per_process = 10;
 static gint interval = 5;
 static gint window = 180;
 static gint warmup = 20;
 static gint creates = 20;
 static gboolean no_reference = FALSE;
 static gchar *keep_alive = NULL;
+static gint perf_seconds = 0;
 
 #define SIM_FIRST_PORT 40000
 
@@ -59,6 +69,7 @@ typedef struct {
 	guint failed;
 	gdouble create_p50, create_p95;
 	gdouble converge_s; /* fleet start to every node alive */
+	gdouble stop_s;	    /* SIGTERM to exit, -1: killed after 15 s */
 } ScaleResult;
 
 static void
@@ -184,7 +195,7 @@ run_scale (guint n_nodes, ScaleResult *r)
 	g_autofree gchar *extra = g_strdup_printf ("http-keep-alive=%s", keep_alive != NULL ? keep_alive : "auto");
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default",
 				    .max_vms = 1000,
-				    .node_timeout = 60,
+				    .node_timeout = 600,
 				    .lost_grace = 600,
 				    .fleet_extra = extra};
 	g_autoptr(PpnTestFleet) fleet = ppn_bench_fleet_with_db (&opts, n_nodes * (guint)vms, scale_record, NULL);
@@ -199,9 +210,16 @@ run_scale (guint n_nodes, ScaleResult *r)
 	gdouble fcpu0, scpu0, elapsed;
 	gsize log_offset;
 	const gchar *fpid;
+	g_autoptr(GSubprocess) perf = NULL;
 
 	memset (r, 0, sizeof *r);
 	r->nodes = n_nodes;
+	/* the fleet first, then the nodes one process after another, so that
+	 * the agents' starts (and TLS handshakes) spread out */
+	if (!ppn_test_fleet_start_fleetd (fleet, &error))
+		g_error ("ppn-fleetd: %s", error->message);
+	fpid = ppn_bench_pid (fleet->fleetd);
+	t0 = g_get_monotonic_time ();
 	for (guint p = 0; p < procs; p++) {
 		guint first = p * (guint)per_process;
 		g_ptr_array_add (sims, spawn_sims (fleet, first, MIN ((guint)per_process, n_nodes - first), p));
@@ -212,15 +230,11 @@ run_scale (guint n_nodes, ScaleResult *r)
 			g_error ("only %u of %u simulated agents are listening", sims_listening (fleet, procs), n_nodes);
 		g_usleep (500000);
 	}
-	g_printerr ("bench-scale: %u simulated agents listening in %u processes\n", n_nodes, procs);
-
-	t0 = g_get_monotonic_time ();
-	if (!ppn_test_fleet_start_fleetd (fleet, &error))
-		g_error ("ppn-fleetd: %s", error->message);
-	fpid = ppn_bench_pid (fleet->fleetd);
+	g_printerr ("bench-scale: %u simulated agents listening in %u processes after %.1f s\n", n_nodes, procs,
+		    (g_get_monotonic_time () - t0) / (gdouble)G_USEC_PER_SEC);
 	while (count_in_file (fleet_log, " is alive at ", 0) < n_nodes) {
-		if (g_get_monotonic_time () - t0 > 300 * G_USEC_PER_SEC)
-			g_error ("only %u of %u nodes alive after 300 s", count_in_file (fleet_log, " is alive at ", 0),
+		if (g_get_monotonic_time () - t0 > 600 * G_USEC_PER_SEC)
+			g_error ("only %u of %u nodes alive after 600 s", count_in_file (fleet_log, " is alive at ", 0),
 				 n_nodes);
 		g_usleep (200000);
 	}
@@ -235,6 +249,17 @@ run_scale (guint n_nodes, ScaleResult *r)
 	scpu0 = cpu_all (sims);
 	t0 = g_get_monotonic_time ();
 	g_printerr ("bench-scale: measuring for %d s\n", window);
+	if (perf_seconds > 0 && n_nodes > 1) {
+		/* perf record on ppn-fleetd, while the window runs (it costs a few %) */
+		g_autofree gchar *out = g_build_filename (fleet->dir, "perf.data", NULL);
+		g_autofree gchar *secs = g_strdup_printf ("%d", MIN (perf_seconds, window));
+		perf = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error,
+					 "perf", "record", "-F", "499", "-g", "-p", fpid, "-o", out, "--", "sleep", secs,
+					 NULL);
+		if (perf == NULL)
+			g_printerr ("bench-scale: perf: %s\n", error->message);
+		g_clear_error (&error);
+	}
 	g_usleep ((gulong)window * G_USEC_PER_SEC);
 	elapsed = (g_get_monotonic_time () - t0) / (gdouble)G_USEC_PER_SEC;
 	r->fleet_cpu = (ppn_bench_cpu_seconds (fpid) - fcpu0) / elapsed * 100.0;
@@ -242,6 +267,19 @@ run_scale (guint n_nodes, ScaleResult *r)
 	r->fleet_rss = ppn_bench_rss_kib (fpid) / 1024.0;
 	signal_all (sims, SIGUSR2);
 	g_usleep (G_USEC_PER_SEC);
+	if (perf != NULL) {
+		g_autofree gchar *data = g_build_filename (fleet->dir, "perf.data", NULL);
+		g_autofree gchar *cmd = g_strdup_printf ("perf report -i '%s' --stdio --no-children --sort dso,sym"
+							 " --percent-limit 1.5 -g none 2>/dev/null | grep '%%' | head -30",
+							 data);
+		const gchar *argv[] = {"sh", "-c", cmd, NULL};
+		g_autofree gchar *report = NULL;
+
+		g_subprocess_wait (perf, NULL, NULL);
+		report = ppn_test_run (argv, NULL);
+		g_print ("perf: where ppn-fleetd's CPU went with %u nodes (self time, top entries)\n%s\n", n_nodes,
+			 report != NULL ? report : "(no report)");
+	}
 	for (guint p = 0; p < procs; p++) {
 		g_autofree gchar *path = g_strdup_printf ("%s/sim/rtt-%u.txt", fleet->dir, p * (guint)per_process);
 		g_autofree gchar *contents = NULL;
@@ -294,7 +332,25 @@ run_scale (guint n_nodes, ScaleResult *r)
 	r->create_p50 = ppn_bench_percentile (create_ms, 0.5);
 	r->create_p95 = ppn_bench_percentile (create_ms, 0.95);
 
-	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
+	/* SIGTERM, and SIGKILL if it has not ended 15 s later: with many
+	 * kept-alive connections, ppn-fleetd's shutdown can hang closing them
+	 * (tools/bench/README.md) */
+	{
+		gint64 stop0 = g_get_monotonic_time ();
+		g_subprocess_send_signal (fleet->fleetd, SIGTERM);
+		while (g_subprocess_get_identifier (fleet->fleetd) != NULL &&
+		       g_get_monotonic_time () - stop0 < 15 * G_USEC_PER_SEC) {
+			g_main_context_iteration (NULL, FALSE);
+			g_usleep (50000);
+		}
+		r->stop_s = (g_get_monotonic_time () - stop0) / (gdouble)G_USEC_PER_SEC;
+		if (g_subprocess_get_identifier (fleet->fleetd) != NULL) {
+			g_printerr ("bench-scale: ppn-fleetd did not stop within 15 s of SIGTERM; killing it\n");
+			r->stop_s = -1;
+			g_subprocess_force_exit (fleet->fleetd);
+		}
+		ppn_test_fleet_stop_fleetd (fleet, SIGKILL);
+	}
 	signal_all (sims, SIGTERM);
 	for (guint p = 0; p < sims->len; p++)
 		g_subprocess_wait (g_ptr_array_index (sims, p), NULL, NULL);
@@ -319,13 +375,14 @@ main (int argc, char **argv)
 	const GOptionEntry entries[] = {
 		{"nodes", 'n', 0, G_OPTION_ARG_INT, &nodes, "Simulated nodes (default 1000)", "N"},
 		{"vms", 0, 0, G_OPTION_ARG_INT, &vms, "VMs per node (default 100)", "V"},
-		{"per-process", 0, 0, G_OPTION_ARG_INT, &per_process, "Agents per simulator process (default 250)", "K"},
+		{"per-process", 0, 0, G_OPTION_ARG_INT, &per_process, "Agents per simulator process (default 10)", "K"},
 		{"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
 		{"window", 'w', 0, G_OPTION_ARG_INT, &window, "Measured steady state, s (default 180)", "S"},
 		{"warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Steady state before it, s (default 20)", "S"},
 		{"creates", 0, 0, G_OPTION_ARG_INT, &creates, "Timed creates (default 20)", "N"},
 		{"keep-alive", 0, 0, G_OPTION_ARG_STRING, &keep_alive, "The fleet's http-keep-alive (default auto)",
 		 "auto|yes|no"},
+		{"perf", 0, 0, G_OPTION_ARG_INT, &perf_seconds, "perf record ppn-fleetd this long in the window", "S"},
 		{"no-reference", 0, 0, G_OPTION_ARG_NONE, &no_reference, "Skip the one-node run", NULL},
 		{NULL},
 	};
@@ -362,6 +419,7 @@ main (int argc, char **argv)
 	print_line ("POST /v1/vms -> 201 median (ms)", big.create_p50, one.create_p50, !no_reference, 1);
 	print_line ("POST /v1/vms -> 201 p95 (ms)", big.create_p95, one.create_p95, !no_reference, 1);
 	print_line ("fleet start -> every node alive (s)", big.converge_s, one.converge_s, !no_reference, 1);
+	print_line ("SIGTERM -> ppn-fleetd gone (s; -1: killed at 15)", big.stop_s, one.stop_s, !no_reference, 1);
 	ppn_bench_print_load ("at the end");
 	return 0;
 }

@@ -47,6 +47,7 @@ static gint count = 1;
 static gint vms = 100;
 static gint interval = 5;
 static gint port_first = 40000;
+static gint stagger_ms = -1;
 
 static GMainLoop *loop = NULL;
 static GArray *samples = NULL; /* gdouble ms, -1 for a failure */
@@ -154,6 +155,13 @@ sim_write_node (const gchar *path, const gchar *node_id, guint node, GError **er
 	return g_file_set_contents (path, out->str, (gssize)out->len, error);
 }
 
+static gboolean
+sim_start_cb (gpointer user_data)
+{
+	ppn_agent_start (PPN_AGENT (user_data));
+	return G_SOURCE_REMOVE;
+}
+
 static void
 sim_agent_failed_cb (PpnAgent *agent, gpointer user_data)
 {
@@ -224,6 +232,8 @@ main (int argc, char **argv)
 		{"vms", 0, 0, G_OPTION_ARG_INT, &vms, "Running domains per node (default 100)", "V"},
 		{"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
 		{"first-port", 0, 0, G_OPTION_ARG_INT, &port_first, "First host port of each node (default 40000)", "P"},
+		{"stagger", 0, 0, G_OPTION_ARG_INT, &stagger_ms, "ms between two agents' starts (default: spread over"
+								 " one interval)", "MS"},
 		{NULL},
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
@@ -239,6 +249,8 @@ main (int argc, char **argv)
 										     " --image-dir are needed");
 		return 2;
 	}
+	if (stagger_ms < 0)
+		stagger_ms = interval * 1000 / count;
 	certs = g_build_filename (dir, "certs", NULL);
 	nodes = g_build_filename (dir, "nodes", NULL);
 	g_mkdir_with_parents (certs, 0700);
@@ -259,7 +271,10 @@ main (int argc, char **argv)
 			return 1;
 		}
 		g_ptr_array_add (agents, agent);
-		ppn_agent_start (agent);
+		/* spread over the interval, as independent nodes would be: a
+		 * burst of TLS handshakes from one process starves its GTask
+		 * pool (glib-networking handshakes in it), see README.md */
+		g_timeout_add ((guint)(j * stagger_ms), sim_start_cb, agent);
 	}
 	g_printerr ("ppn-sim-agents: %d agents started (sim%04d..sim%04d)\n", count, first, first + count - 1);
 	g_unix_signal_add (SIGUSR1, sim_reset_cb, NULL);

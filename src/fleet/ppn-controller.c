@@ -764,18 +764,28 @@ ppn_controller_reconcile (PpnController *self, const gchar *node_id, JsonArray *
 
 /* a node silent for node-timeout: its VMs may well run, nobody can say.
  * Once a second, so it looks at the nodes that hold VMs and only at the
- * VMs of those that went silent: never at every VM of the fleet. */
+ * VMs of those that went silent: never at every VM of the fleet. The
+ * marks of one tick share one transaction, and one tick marks at most
+ * PPN_CONTROLLER_MARK_BUDGET VMs: when a thousand nodes fall silent at
+ * once (a fleet restarted without them, a network split) the main loop
+ * goes on serving between ticks instead of writing 100,000 records, one
+ * synchronous commit each, in a single dispatch. */
+#define PPN_CONTROLLER_MARK_BUDGET 2000
+
 static gboolean
 ppn_controller_tick_cb (gpointer user_data)
 {
 	PpnController *self = PPN_CONTROLLER (user_data);
 	gint64 now = g_get_monotonic_time ();
 	g_autoptr(GList) node_ids = ppn_registry_get_node_ids (self->registry);
+	g_autoptr(GError) error = NULL;
+	gboolean in_transaction = FALSE;
+	guint marked = 0;
 
-	for (GList *l = node_ids; l != NULL; l = l->next) {
+	for (GList *l = node_ids; l != NULL && marked < PPN_CONTROLLER_MARK_BUDGET; l = l->next) {
 		PpnNode *node = ppn_nodes_lookup (self->nodes, l->data);
 		g_autoptr(GPtrArray) vms = NULL;
-		gboolean seen = FALSE;
+		gboolean seen = FALSE, done = TRUE;
 		gint64 heard;
 
 		if (node == NULL || node->silent_marked)
@@ -783,21 +793,39 @@ ppn_controller_tick_cb (gpointer user_data)
 		heard = MAX (node->last_seen, self->started);
 		if (now - heard < self->node_timeout)
 			continue;
+		if (!in_transaction) {
+			if (!ppn_store_begin (self->store, &error)) {
+				g_warning ("cannot mark silent nodes' VMs now: %s", error->message);
+				return G_SOURCE_CONTINUE;
+			}
+			in_transaction = TRUE;
+		}
 		vms = ppn_registry_node_vms (self->registry, node->id);
 		for (guint i = 0; i < vms->len; i++) {
 			PpnVm *vm = g_ptr_array_index (vms, i);
 			if (vm->busy)
 				continue;
 			seen = TRUE;
-			if (vm->state == PPN_VM_STATE_RUNNING || vm->state == PPN_VM_STATE_PENDING)
-				ppn_controller_mark (self, vm, PPN_VM_STATE_UNKNOWN, "its node is silent");
+			if (vm->state != PPN_VM_STATE_RUNNING && vm->state != PPN_VM_STATE_PENDING)
+				continue;
+			if (marked == PPN_CONTROLLER_MARK_BUDGET) {
+				done = FALSE; /* the rest on the next tick */
+				break;
+			}
+			ppn_controller_mark (self, vm, PPN_VM_STATE_UNKNOWN, "its node is silent");
+			marked++;
 		}
 		/* a node whose VMs are all busy is looked at again next time */
-		if (seen) {
+		if (seen && done) {
 			g_warning ("node %s is silent: its VMs are unknown until it is back", node->id);
 			node->silent_marked = TRUE;
 		}
 	}
+	/* a failed commit leaves the records as they were and the VMs
+	 * 'unknown' in memory only: 'unknown' is what a restart computes
+	 * for them again */
+	if (in_transaction && !ppn_store_commit (self->store, &error))
+		g_warning ("cannot record the silent nodes' VMs as unknown: %s", error->message);
 	return G_SOURCE_CONTINUE;
 }
 

@@ -279,6 +279,18 @@ run_scale (guint n_nodes, ScaleResult *r)
 		report = ppn_test_run (argv, NULL);
 		g_print ("perf: where ppn-fleetd's CPU went with %u nodes (self time, top entries)\n%s\n", n_nodes,
 			 report != NULL ? report : "(no report)");
+		{
+			/* by library: TLS (gnutls, nettle, gmp, tasn1, p11-kit), JSON
+			 * (json-glib, and much of glib's and libc's allocation), HTTP
+			 * (libsoup), ppn-fleetd itself */
+			g_autofree gchar *cmd2 = g_strdup_printf (
+				"perf report -i '%s' --stdio --no-children --sort dso -g none 2>/dev/null | grep '%%'"
+				" | head -14",
+				data);
+			const gchar *argv2[] = {"sh", "-c", cmd2, NULL};
+			g_autofree gchar *report2 = ppn_test_run (argv2, NULL);
+			g_print ("perf: by library\n%s\n", report2 != NULL ? report2 : "(no report)");
+		}
 	}
 	for (guint p = 0; p < procs; p++) {
 		g_autofree gchar *path = g_strdup_printf ("%s/sim/rtt-%u.txt", fleet->dir, p * (guint)per_process);

@@ -48,15 +48,16 @@ row (PpnTestFleet *fleet, const gchar *mode, const gchar *label, const gchar *pa
 		g_error ("wrk against %s failed", url);
 	cpu = (ppn_bench_cpu_seconds (pid) - cpu0) / duration * 100.0;
 	g_print ("%-10s %-18s %10.0f %9.2f %9.2f %8" G_GUINT64_FORMAT " %7.0f%% %8.2f %8.2f\n", mode, label,
-		 out->rps, out->p50_ms, out->p99_ms, out->errors, cpu, ref != NULL ? out->rps / ref->rps : 1.0,
-		 ref != NULL ? out->p99_ms / ref->p99_ms : 1.0);
+		 out->rps, out->p50_ms, out->p99_ms, out->errors, cpu,
+		 ref != NULL ? out->rps / ref->rps : 1.0, ref != NULL ? out->p99_ms / ref->p99_ms : 1.0);
 }
 
 static gchar *
 first_own_id (PpnTestFleet *fleet)
 {
 	guint status = 0;
-	g_autoptr(JsonNode) list = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/vms", NULL, &status, NULL);
+	g_autoptr (JsonNode) list =
+	    ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/vms", NULL, &status, NULL);
 	JsonArray *vms;
 
 	if (status != 200)
@@ -70,7 +71,7 @@ first_own_id (PpnTestFleet *fleet)
 static void
 phase (const gchar *mode, const gchar *extra, gboolean measure_leak)
 {
-	g_autoptr(PpnTestFleet) fleet = ppn_bench_start_own_fleet ((guint)own, (guint)total, extra, 3600);
+	g_autoptr (PpnTestFleet) fleet = ppn_bench_start_own_fleet ((guint)own, (guint)total, extra, 3600);
 	g_autofree gchar *id = first_own_id (fleet);
 	g_autofree gchar *one = g_strconcat ("/v1/vms/", id, NULL);
 	g_autofree gchar *warm_url = g_strconcat (fleet->url, "/v1/quota", NULL);
@@ -90,23 +91,26 @@ phase (const gchar *mode, const gchar *extra, gboolean measure_leak)
 		g_usleep (G_USEC_PER_SEC);
 		fd0 = ppn_bench_fd_count (pid);
 		for (gint i = 0; i < leak_conns; i++) {
-			g_autoptr(SoupSession) session = soup_session_new ();
+			g_autoptr (SoupSession) session = soup_session_new ();
 			g_autofree gchar *url = g_strconcat (fleet->url, "/v1/quota", NULL);
 			g_autofree gchar *auth = g_strconcat ("Bearer ", fleet->token1, NULL);
-			g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
-			g_autoptr(GBytes) body = NULL;
+			g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+			g_autoptr (GBytes) body = NULL;
 
-			soup_session_set_tls_database (session, soup_session_get_tls_database (fleet->session));
-			soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+			soup_session_set_tls_database (session,
+						       soup_session_get_tls_database (fleet->session));
+			soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization",
+						      auth);
 			body = soup_session_send_and_read (session, msg, NULL, NULL);
 			if (soup_message_get_status (msg) != 200)
 				g_error ("GET /v1/quota: %u", soup_message_get_status (msg));
 		}
 		g_usleep (2 * G_USEC_PER_SEC);
 		fd1 = ppn_bench_fd_count (pid);
-		g_print ("%-10s fds of ppn-fleetd: %u before, %u after %d connections of one request each, closed"
-			 " idle by the client: %.2f per connection\n",
-			 mode, fd0, fd1, leak_conns, (fd1 - (gdouble)fd0) / leak_conns);
+		g_print (
+		    "%-10s fds of ppn-fleetd: %u before, %u after %d connections of one request each, closed"
+		    " idle by the client: %.2f per connection\n",
+		    mode, fd0, fd1, leak_conns, (fd1 - (gdouble)fd0) / leak_conns);
 	}
 }
 
@@ -115,7 +119,7 @@ phase (const gchar *mode, const gchar *extra, gboolean measure_leak)
 static void
 silent_phase (void)
 {
-	g_autoptr(PpnTestFleet) fleet = ppn_bench_start_own_fleet ((guint)own, (guint)total, "", 2);
+	g_autoptr (PpnTestFleet) fleet = ppn_bench_start_own_fleet ((guint)own, (guint)total, "", 2);
 	g_autofree gchar *log_path = g_build_filename (fleet->dir, "fleetd.log", NULL);
 	gint64 t0 = g_get_monotonic_time (), deadline = t0 + 600 * G_USEC_PER_SEC;
 	gdouble worst = 0;
@@ -124,8 +128,8 @@ silent_phase (void)
 	while (g_get_monotonic_time () < deadline) {
 		guint status = 0;
 		gint64 r0 = g_get_monotonic_time ();
-		g_autoptr(JsonNode) r = ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status,
-							     NULL);
+		g_autoptr (JsonNode) r =
+		    ppn_test_fleet_call (fleet, fleet->token1, "GET", "/v1/quota", NULL, &status, NULL);
 		gdouble ms = (g_get_monotonic_time () - r0) / 1000.0;
 		g_autofree gchar *log = NULL;
 
@@ -151,16 +155,18 @@ int
 main (int argc, char **argv)
 {
 	const GOptionEntry entries[] = {
-		{"duration", 'd', 0, G_OPTION_ARG_INT, &duration, "Seconds of each wrk run (default 10)", "S"},
-		{"connections", 'c', 0, G_OPTION_ARG_INT, &conns, "wrk connections (default 8)", "N"},
-		{"total", 0, 0, G_OPTION_ARG_INT, &total, "VM records in the fleet (default 100000)", "N"},
-		{"own", 0, 0, G_OPTION_ARG_INT, &own, "alice's VMs among them (default 100)", "N"},
-		{"leak-conns", 0, 0, G_OPTION_ARG_INT, &leak_conns, "Connections for the fd count (default 100)", "N"},
-		{"silent-nodes", 0, 0, G_OPTION_ARG_NONE, &silent_nodes, "Also time the mass 'unknown' marking", NULL},
-		{NULL},
+	    {"duration", 'd', 0, G_OPTION_ARG_INT, &duration, "Seconds of each wrk run (default 10)", "S"},
+	    {"connections", 'c', 0, G_OPTION_ARG_INT, &conns, "wrk connections (default 8)", "N"},
+	    {"total", 0, 0, G_OPTION_ARG_INT, &total, "VM records in the fleet (default 100000)", "N"},
+	    {"own", 0, 0, G_OPTION_ARG_INT, &own, "alice's VMs among them (default 100)", "N"},
+	    {"leak-conns", 0, 0, G_OPTION_ARG_INT, &leak_conns, "Connections for the fd count (default 100)",
+	     "N"},
+	    {"silent-nodes", 0, 0, G_OPTION_ARG_NONE, &silent_nodes, "Also time the mass 'unknown' marking",
+	     NULL},
+	    {NULL},
 	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
-	g_autoptr(GError) error = NULL;
+	g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+	g_autoptr (GError) error = NULL;
 
 	g_option_context_add_main_entries (ctx, entries, NULL);
 	if (!g_option_context_parse (ctx, &argc, &argv, &error) || duration < 1 || conns < 1 || own < 1 ||
@@ -169,10 +175,11 @@ main (int argc, char **argv)
 		return 2;
 	}
 	ppn_bench_print_machine ();
-	g_print ("fleet: %d VM records, alice has %d; wrk -t1 -c%d -d%ds per row; reference GET /v1/quota\n\n",
-		 total, own, conns, duration);
-	g_print ("%-10s %-18s %10s %9s %9s %8s %8s %8s %8s\n", "keep-alive", "request", "req/s", "p50 ms", "p99 ms",
-		 "errors", "fleetd", "rps/ref", "p99/ref");
+	g_print (
+	    "fleet: %d VM records, alice has %d; wrk -t1 -c%d -d%ds per row; reference GET /v1/quota\n\n",
+	    total, own, conns, duration);
+	g_print ("%-10s %-18s %10s %9s %9s %8s %8s %8s %8s\n", "keep-alive", "request", "req/s", "p50 ms",
+		 "p99 ms", "errors", "fleetd", "rps/ref", "p99/ref");
 	phase ("off", "http-keep-alive=no", TRUE);
 	phase ("on", "http-keep-alive=yes", TRUE);
 	if (silent_nodes)

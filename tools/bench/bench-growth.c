@@ -39,10 +39,12 @@ walk (PpnTestFleet *fleet)
 	guint seen = 0;
 
 	while (TRUE) {
-		g_autofree gchar *path = token != NULL ? g_strdup_printf ("/v1/vms?limit=500&page_token=%s", token)
-						       : g_strdup ("/v1/vms?limit=500");
+		g_autofree gchar *path = token != NULL
+					     ? g_strdup_printf ("/v1/vms?limit=500&page_token=%s", token)
+					     : g_strdup ("/v1/vms?limit=500");
 		guint status = 0;
-		g_autoptr(JsonNode) page = ppn_test_fleet_call (fleet, fleet->token1, "GET", path, NULL, &status, NULL);
+		g_autoptr (JsonNode) page =
+		    ppn_test_fleet_call (fleet, fleet->token1, "GET", path, NULL, &status, NULL);
 		JsonObject *o;
 
 		if (status != 200)
@@ -59,15 +61,17 @@ walk (PpnTestFleet *fleet)
 static void
 measure (guint own, guint others, GrowthRow *r)
 {
-	g_autoptr(PpnTestFleet) fleet = ppn_bench_start_own_fleet (own, own + others, "http-keep-alive=yes", 3600);
+	g_autoptr (PpnTestFleet) fleet =
+	    ppn_bench_start_own_fleet (own, own + others, "http-keep-alive=yes", 3600);
 	g_autofree gchar *page_url = g_strconcat (fleet->url, "/v1/vms", NULL);
 	g_autofree gchar *big_url = g_strconcat (fleet->url, "/v1/vms?limit=500", NULL);
-	g_autoptr(GArray) walks = g_array_new (FALSE, FALSE, sizeof (gdouble));
+	g_autoptr (GArray) walks = g_array_new (FALSE, FALSE, sizeof (gdouble));
 	PpnBenchWrk warm;
 
 	/* a first run warms caches, the allocator and wrk itself up */
 	ppn_bench_wrk (fleet->dir, page_url, fleet->token1, 1, (guint)conns, 1, &warm);
-	if (!ppn_bench_wrk (fleet->dir, page_url, fleet->token1, 1, (guint)conns, (guint)duration, &r->page) ||
+	if (!ppn_bench_wrk (fleet->dir, page_url, fleet->token1, 1, (guint)conns, (guint)duration,
+			    &r->page) ||
 	    !ppn_bench_wrk (fleet->dir, big_url, fleet->token1, 1, (guint)conns, (guint)duration, &r->big))
 		g_error ("wrk failed");
 	for (guint i = 0; i < 10; i++) {
@@ -102,16 +106,16 @@ int
 main (int argc, char **argv)
 {
 	const GOptionEntry entries[] = {
-		{"duration", 'd', 0, G_OPTION_ARG_INT, &duration, "Seconds of each wrk run (default 5)", "S"},
-		{"connections", 'c', 0, G_OPTION_ARG_INT, &conns, "wrk connections (default 4)", "N"},
-		{"no-restore", 0, 0, G_OPTION_ARG_NONE, &no_restore, "Skip the restore table", NULL},
-		{NULL},
+	    {"duration", 'd', 0, G_OPTION_ARG_INT, &duration, "Seconds of each wrk run (default 5)", "S"},
+	    {"connections", 'c', 0, G_OPTION_ARG_INT, &conns, "wrk connections (default 4)", "N"},
+	    {"no-restore", 0, 0, G_OPTION_ARG_NONE, &no_restore, "Skip the restore table", NULL},
+	    {NULL},
 	};
 	static const guint owns[] = {10, 100, 1000};
 	static const guint others[] = {1000, 10000, 100000};
 	const gchar *restore_sizes[] = {"1000", "10000", "100000", NULL};
-	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
-	g_autoptr(GError) error = NULL;
+	g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+	g_autoptr (GError) error = NULL;
 	GrowthRow rows[3];
 
 	g_option_context_add_main_entries (ctx, entries, NULL);

@@ -60,10 +60,10 @@ static gint perf_seconds = 0;
 typedef struct {
 	guint nodes;
 	gdouble hb_per_s;
-	gdouble fleet_cpu;	/* % of one core */
+	gdouble fleet_cpu;	 /* % of one core */
 	gdouble fleet_ms_per_hb; /* CPU ms per heartbeat */
-	gdouble fleet_rss;	/* MiB */
-	gdouble sims_cpu;	/* % of one core, all processes */
+	gdouble fleet_rss;	 /* MiB */
+	gdouble sims_cpu;	 /* % of one core, all processes */
 	gdouble rtt_p50, rtt_p99;
 	gdouble handle_p50, handle_p99;
 	guint failed;
@@ -125,8 +125,9 @@ spawn_sims (PpnTestFleet *fleet, guint first, guint count, guint index)
 	g_autofree gchar *vms_s = g_strdup_printf ("%d", vms);
 	g_autofree gchar *interval_s = g_strdup_printf ("%d", interval);
 	g_autofree gchar *port_s = g_strdup_printf ("%d", SIM_FIRST_PORT);
-	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
-	g_autoptr(GError) error = NULL;
+	g_autoptr (GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_autoptr (GError) error = NULL;
 	GSubprocess *proc;
 
 	g_mkdir_with_parents (simdir, 0700);
@@ -134,9 +135,9 @@ spawn_sims (PpnTestFleet *fleet, guint first, guint count, guint index)
 	g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
 	g_subprocess_launcher_set_child_setup (launcher, sims_child_setup, NULL, NULL);
 	proc = g_subprocess_launcher_spawn (launcher, &error, bin, "--dir", simdir, "--ca-dir", fleet->ca_dir,
-					    "--fleet-url", url, "--image-dir", fleet->image_dir, "--first", first_s,
-					    "--count", count_s, "--vms", vms_s, "--interval", interval_s, "--first-port",
-					    port_s, NULL);
+					    "--fleet-url", url, "--image-dir", fleet->image_dir, "--first",
+					    first_s, "--count", count_s, "--vms", vms_s, "--interval",
+					    interval_s, "--first-port", port_s, NULL);
 	if (proc == NULL)
 		g_error ("cannot start %s: %s", bin, error->message);
 	return proc;
@@ -192,25 +193,27 @@ handled_times (const gchar *path, gsize offset)
 static void
 run_scale (guint n_nodes, ScaleResult *r)
 {
-	g_autofree gchar *extra = g_strdup_printf ("http-keep-alive=%s", keep_alive != NULL ? keep_alive : "auto");
+	g_autofree gchar *extra =
+	    g_strdup_printf ("http-keep-alive=%s", keep_alive != NULL ? keep_alive : "auto");
 	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default",
 				    .max_vms = 1000,
 				    .node_timeout = 600,
 				    .lost_grace = 600,
 				    .fleet_extra = extra};
-	g_autoptr(PpnTestFleet) fleet = ppn_bench_fleet_with_db (&opts, n_nodes * (guint)vms, scale_record, NULL);
-	g_autoptr(GPtrArray) sims = g_ptr_array_new_with_free_func (g_object_unref);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GArray) rtt = g_array_new (FALSE, FALSE, sizeof (gdouble));
-	g_autoptr(GArray) handled = NULL;
-	g_autoptr(GArray) create_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
+	g_autoptr (PpnTestFleet) fleet =
+	    ppn_bench_fleet_with_db (&opts, n_nodes * (guint)vms, scale_record, NULL);
+	g_autoptr (GPtrArray) sims = g_ptr_array_new_with_free_func (g_object_unref);
+	g_autoptr (GError) error = NULL;
+	g_autoptr (GArray) rtt = g_array_new (FALSE, FALSE, sizeof (gdouble));
+	g_autoptr (GArray) handled = NULL;
+	g_autoptr (GArray) create_ms = g_array_new (FALSE, FALSE, sizeof (gdouble));
 	g_autofree gchar *fleet_log = g_build_filename (fleet->dir, "fleetd.log", NULL);
 	guint procs = (n_nodes + (guint)per_process - 1) / (guint)per_process;
 	gint64 t0, deadline;
 	gdouble fcpu0, scpu0, elapsed;
 	gsize log_offset;
 	const gchar *fpid;
-	g_autoptr(GSubprocess) perf = NULL;
+	g_autoptr (GSubprocess) perf = NULL;
 
 	memset (r, 0, sizeof *r);
 	r->nodes = n_nodes;
@@ -222,24 +225,27 @@ run_scale (guint n_nodes, ScaleResult *r)
 	t0 = g_get_monotonic_time ();
 	for (guint p = 0; p < procs; p++) {
 		guint first = p * (guint)per_process;
-		g_ptr_array_add (sims, spawn_sims (fleet, first, MIN ((guint)per_process, n_nodes - first), p));
+		g_ptr_array_add (sims,
+				 spawn_sims (fleet, first, MIN ((guint)per_process, n_nodes - first), p));
 	}
 	deadline = g_get_monotonic_time () + 900 * G_USEC_PER_SEC;
 	while (sims_listening (fleet, procs) < n_nodes) {
 		if (g_get_monotonic_time () > deadline)
-			g_error ("only %u of %u simulated agents are listening", sims_listening (fleet, procs), n_nodes);
+			g_error ("only %u of %u simulated agents are listening",
+				 sims_listening (fleet, procs), n_nodes);
 		g_usleep (500000);
 	}
-	g_printerr ("bench-scale: %u simulated agents listening in %u processes after %.1f s\n", n_nodes, procs,
-		    (g_get_monotonic_time () - t0) / (gdouble)G_USEC_PER_SEC);
+	g_printerr ("bench-scale: %u simulated agents listening in %u processes after %.1f s\n", n_nodes,
+		    procs, (g_get_monotonic_time () - t0) / (gdouble)G_USEC_PER_SEC);
 	while (count_in_file (fleet_log, " is alive at ", 0) < n_nodes) {
 		if (g_get_monotonic_time () - t0 > 600 * G_USEC_PER_SEC)
-			g_error ("only %u of %u nodes alive after 600 s", count_in_file (fleet_log, " is alive at ", 0),
-				 n_nodes);
+			g_error ("only %u of %u nodes alive after 600 s",
+				 count_in_file (fleet_log, " is alive at ", 0), n_nodes);
 		g_usleep (200000);
 	}
 	r->converge_s = (g_get_monotonic_time () - t0) / (gdouble)G_USEC_PER_SEC;
-	g_printerr ("bench-scale: %u nodes alive after %.1f s; warming up %d s\n", n_nodes, r->converge_s, warmup);
+	g_printerr ("bench-scale: %u nodes alive after %.1f s; warming up %d s\n", n_nodes, r->converge_s,
+		    warmup);
 	g_usleep ((gulong)warmup * G_USEC_PER_SEC);
 
 	/* the window */
@@ -253,9 +259,9 @@ run_scale (guint n_nodes, ScaleResult *r)
 		/* perf record on ppn-fleetd, while the window runs (it costs a few %) */
 		g_autofree gchar *out = g_build_filename (fleet->dir, "perf.data", NULL);
 		g_autofree gchar *secs = g_strdup_printf ("%d", MIN (perf_seconds, window));
-		perf = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error,
-					 "perf", "record", "-F", "499", "-g", "-p", fpid, "-o", out, "--", "sleep", secs,
-					 NULL);
+		perf = g_subprocess_new (
+		    G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, "perf",
+		    "record", "-F", "499", "-g", "-p", fpid, "-o", out, "--", "sleep", secs, NULL);
 		if (perf == NULL)
 			g_printerr ("bench-scale: perf: %s\n", error->message);
 		g_clear_error (&error);
@@ -269,33 +275,35 @@ run_scale (guint n_nodes, ScaleResult *r)
 	g_usleep (G_USEC_PER_SEC);
 	if (perf != NULL) {
 		g_autofree gchar *data = g_build_filename (fleet->dir, "perf.data", NULL);
-		g_autofree gchar *cmd = g_strdup_printf ("perf report -i '%s' --stdio --no-children --sort dso,sym"
-							 " --percent-limit 1.5 -g none 2>/dev/null | grep '%%' | head -30",
-							 data);
+		g_autofree gchar *cmd =
+		    g_strdup_printf ("perf report -i '%s' --stdio --no-children --sort dso,sym"
+				     " --percent-limit 1.5 -g none 2>/dev/null | grep '%%' | head -30",
+				     data);
 		const gchar *argv[] = {"sh", "-c", cmd, NULL};
 		g_autofree gchar *report = NULL;
 
 		g_subprocess_wait (perf, NULL, NULL);
 		report = ppn_test_run (argv, NULL);
-		g_print ("perf: where ppn-fleetd's CPU went with %u nodes (self time, top entries)\n%s\n", n_nodes,
-			 report != NULL ? report : "(no report)");
+		g_print ("perf: where ppn-fleetd's CPU went with %u nodes (self time, top entries)\n%s\n",
+			 n_nodes, report != NULL ? report : "(no report)");
 		{
 			/* by library: TLS (gnutls, nettle, gmp, tasn1, p11-kit), JSON
 			 * (json-glib, and much of glib's and libc's allocation), HTTP
 			 * (libsoup), ppn-fleetd itself */
-			g_autofree gchar *cmd2 = g_strdup_printf (
-				"perf report -i '%s' --stdio --no-children --sort dso -g none 2>/dev/null | grep '%%'"
-				" | head -14",
-				data);
+			g_autofree gchar *cmd2 = g_strdup_printf ("perf report -i '%s' --stdio --no-children "
+								  "--sort dso -g none 2>/dev/null | grep '%%'"
+								  " | head -14",
+								  data);
 			const gchar *argv2[] = {"sh", "-c", cmd2, NULL};
 			g_autofree gchar *report2 = ppn_test_run (argv2, NULL);
 			g_print ("perf: by library\n%s\n", report2 != NULL ? report2 : "(no report)");
 		}
 	}
 	for (guint p = 0; p < procs; p++) {
-		g_autofree gchar *path = g_strdup_printf ("%s/sim/rtt-%u.txt", fleet->dir, p * (guint)per_process);
+		g_autofree gchar *path =
+		    g_strdup_printf ("%s/sim/rtt-%u.txt", fleet->dir, p * (guint)per_process);
 		g_autofree gchar *contents = NULL;
-		g_auto(GStrv) lines = NULL;
+		g_auto (GStrv) lines = NULL;
 
 		if (!g_file_get_contents (path, &contents, NULL, NULL))
 			g_error ("no samples in %s", path);
@@ -321,21 +329,23 @@ run_scale (guint n_nodes, ScaleResult *r)
 
 	/* placement with every node live */
 	for (gint i = 0; i < creates; i++) {
-		g_autofree gchar *body = g_strdup_printf ("{\"name\":\"place%d\",\"image\":\"test-guest\",\"vcpus\":1,"
-							  "\"memory_mib\":256}",
-							  i);
+		g_autofree gchar *body =
+		    g_strdup_printf ("{\"name\":\"place%d\",\"image\":\"test-guest\",\"vcpus\":1,"
+				     "\"memory_mib\":256}",
+				     i);
 		g_autofree gchar *raw = NULL;
 		g_autofree gchar *path = NULL;
 		guint status = 0;
 		gint64 c0 = g_get_monotonic_time ();
-		g_autoptr(JsonNode) vm = ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", body, &status,
-							      &raw);
+		g_autoptr (JsonNode) vm =
+		    ppn_test_fleet_call (fleet, fleet->token1, "POST", "/v1/vms", body, &status, &raw);
 		gdouble ms = (g_get_monotonic_time () - c0) / 1000.0;
 
 		if (status != 201)
 			g_error ("create with %u nodes: %u %s", n_nodes, status, raw != NULL ? raw : "");
 		g_array_append_val (create_ms, ms);
-		path = g_strconcat ("/v1/vms/", json_object_get_string_member (json_node_get_object (vm), "id"), NULL);
+		path = g_strconcat ("/v1/vms/",
+				    json_object_get_string_member (json_node_get_object (vm), "id"), NULL);
 		g_clear_pointer (&vm, json_node_unref);
 		vm = ppn_test_fleet_call (fleet, fleet->token1, "DELETE", path, NULL, &status, NULL);
 		if (status != 204)
@@ -357,7 +367,8 @@ run_scale (guint n_nodes, ScaleResult *r)
 		}
 		r->stop_s = (g_get_monotonic_time () - stop0) / (gdouble)G_USEC_PER_SEC;
 		if (g_subprocess_get_identifier (fleet->fleetd) != NULL) {
-			g_printerr ("bench-scale: ppn-fleetd did not stop within 15 s of SIGTERM; killing it\n");
+			g_printerr (
+			    "bench-scale: ppn-fleetd did not stop within 15 s of SIGTERM; killing it\n");
 			r->stop_s = -1;
 			g_subprocess_force_exit (fleet->fleetd);
 		}
@@ -385,21 +396,23 @@ int
 main (int argc, char **argv)
 {
 	const GOptionEntry entries[] = {
-		{"nodes", 'n', 0, G_OPTION_ARG_INT, &nodes, "Simulated nodes (default 1000)", "N"},
-		{"vms", 0, 0, G_OPTION_ARG_INT, &vms, "VMs per node (default 100)", "V"},
-		{"per-process", 0, 0, G_OPTION_ARG_INT, &per_process, "Agents per simulator process (default 10)", "K"},
-		{"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
-		{"window", 'w', 0, G_OPTION_ARG_INT, &window, "Measured steady state, s (default 180)", "S"},
-		{"warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Steady state before it, s (default 20)", "S"},
-		{"creates", 0, 0, G_OPTION_ARG_INT, &creates, "Timed creates (default 20)", "N"},
-		{"keep-alive", 0, 0, G_OPTION_ARG_STRING, &keep_alive, "The fleet's http-keep-alive (default auto)",
-		 "auto|yes|no"},
-		{"perf", 0, 0, G_OPTION_ARG_INT, &perf_seconds, "perf record ppn-fleetd this long in the window", "S"},
-		{"no-reference", 0, 0, G_OPTION_ARG_NONE, &no_reference, "Skip the one-node run", NULL},
-		{NULL},
+	    {"nodes", 'n', 0, G_OPTION_ARG_INT, &nodes, "Simulated nodes (default 1000)", "N"},
+	    {"vms", 0, 0, G_OPTION_ARG_INT, &vms, "VMs per node (default 100)", "V"},
+	    {"per-process", 0, 0, G_OPTION_ARG_INT, &per_process, "Agents per simulator process (default 10)",
+	     "K"},
+	    {"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
+	    {"window", 'w', 0, G_OPTION_ARG_INT, &window, "Measured steady state, s (default 180)", "S"},
+	    {"warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Steady state before it, s (default 20)", "S"},
+	    {"creates", 0, 0, G_OPTION_ARG_INT, &creates, "Timed creates (default 20)", "N"},
+	    {"keep-alive", 0, 0, G_OPTION_ARG_STRING, &keep_alive,
+	     "The fleet's http-keep-alive (default auto)", "auto|yes|no"},
+	    {"perf", 0, 0, G_OPTION_ARG_INT, &perf_seconds, "perf record ppn-fleetd this long in the window",
+	     "S"},
+	    {"no-reference", 0, 0, G_OPTION_ARG_NONE, &no_reference, "Skip the one-node run", NULL},
+	    {NULL},
 	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
-	g_autoptr(GError) error = NULL;
+	g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+	g_autoptr (GError) error = NULL;
 	ScaleResult big, one;
 
 	g_option_context_add_main_entries (ctx, entries, NULL);
@@ -413,25 +426,29 @@ main (int argc, char **argv)
 	memset (&one, 0, sizeof one);
 	if (!no_reference)
 		run_scale (1, &one);
-	g_print ("fleet: %d nodes x %d VMs (%d records), heartbeat every %d s, %d agents per simulator process;"
-		 " window %d s; http-keep-alive=%s\n\n",
-		 nodes, vms, nodes * vms, interval, per_process, window, keep_alive != NULL ? keep_alive : "auto");
+	g_print (
+	    "fleet: %d nodes x %d VMs (%d records), heartbeat every %d s, %d agents per simulator process;"
+	    " window %d s; http-keep-alive=%s\n\n",
+	    nodes, vms, nodes * vms, interval, per_process, window, keep_alive != NULL ? keep_alive : "auto");
 	g_print ("%-46s %14s %12s %8s\n", "figure", "N nodes", "1 node", "ratio");
 	print_line ("heartbeats received per s", big.hb_per_s, one.hb_per_s, !no_reference, 1);
 	print_line ("heartbeats failed in the window", big.failed, one.failed, !no_reference, 0);
 	print_line ("ppn-fleetd CPU (% of one core)", big.fleet_cpu, one.fleet_cpu, !no_reference, 1);
-	print_line ("ppn-fleetd CPU per heartbeat (ms)", big.fleet_ms_per_hb, one.fleet_ms_per_hb, !no_reference,
-		    2);
+	print_line ("ppn-fleetd CPU per heartbeat (ms)", big.fleet_ms_per_hb, one.fleet_ms_per_hb,
+		    !no_reference, 2);
 	print_line ("ppn-fleetd RSS (MiB)", big.fleet_rss, one.fleet_rss, !no_reference, 1);
 	print_line ("simulators' CPU (% of one core, all)", big.sims_cpu, one.sims_cpu, !no_reference, 1);
-	print_line ("heartbeat round trip p50 (ms, at the agent)", big.rtt_p50, one.rtt_p50, !no_reference, 2);
-	print_line ("heartbeat round trip p99 (ms, at the agent)", big.rtt_p99, one.rtt_p99, !no_reference, 2);
+	print_line ("heartbeat round trip p50 (ms, at the agent)", big.rtt_p50, one.rtt_p50, !no_reference,
+		    2);
+	print_line ("heartbeat round trip p99 (ms, at the agent)", big.rtt_p99, one.rtt_p99, !no_reference,
+		    2);
 	print_line ("fleet handler per heartbeat p50 (ms)", big.handle_p50, one.handle_p50, !no_reference, 3);
 	print_line ("fleet handler per heartbeat p99 (ms)", big.handle_p99, one.handle_p99, !no_reference, 3);
 	print_line ("POST /v1/vms -> 201 median (ms)", big.create_p50, one.create_p50, !no_reference, 1);
 	print_line ("POST /v1/vms -> 201 p95 (ms)", big.create_p95, one.create_p95, !no_reference, 1);
 	print_line ("fleet start -> every node alive (s)", big.converge_s, one.converge_s, !no_reference, 1);
-	print_line ("SIGTERM -> ppn-fleetd gone (s; -1: killed at 15)", big.stop_s, one.stop_s, !no_reference, 1);
+	print_line ("SIGTERM -> ppn-fleetd gone (s; -1: killed at 15)", big.stop_s, one.stop_s, !no_reference,
+		    1);
 	ppn_bench_print_load ("at the end");
 	return 0;
 }

@@ -44,14 +44,10 @@ PpnTestFleet *ppn_bench_start_own_fleet (guint own, guint total, const gchar *ex
 
 /* the id of record @i, as the fixture writes it (16 hex digits) */
 gchar *ppn_bench_vm_id (guint i);
-/* the name of record @i */
-gchar *ppn_bench_vm_name (guint i);
 /* write @path, a fleet.db of @n running records, in one transaction */
 void ppn_bench_write_db (const gchar *path, guint n, PpnBenchRecordFunc func, gpointer user_data);
 /* a fleet (not started) whose state dir holds such a fleet.db */
-PpnTestFleet *ppn_bench_fleet_with_db (const PpnTestFleetOptions *opts,
-				       guint n,
-				       PpnBenchRecordFunc func,
+PpnTestFleet *ppn_bench_fleet_with_db (const PpnTestFleetOptions *opts, guint n, PpnBenchRecordFunc func,
 				       gpointer user_data);
 
 /* the restore table of bench-restore, one row per record count */
@@ -75,12 +71,7 @@ typedef struct {
 /* wrk -t@threads -c@conns -d@seconds against @url with the bearer
  * @token; the Lua script (written to @dir) sets the header and prints
  * the figures back. FALSE (and a message) if wrk is missing or fails. */
-gboolean ppn_bench_wrk (const gchar *dir,
-			const gchar *url,
-			const gchar *token,
-			guint threads,
-			guint conns,
-			guint seconds,
-			PpnBenchWrk *out);
+gboolean ppn_bench_wrk (const gchar *dir, const gchar *url, const gchar *token, guint threads, guint conns,
+			guint seconds, PpnBenchWrk *out);
 
 G_END_DECLS

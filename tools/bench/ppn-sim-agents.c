@@ -72,7 +72,8 @@ sim_unqueued_hook (GSignalInvocationHint *hint, guint n, const GValue *values, g
 	gint64 *t0 = g_object_get_data (G_OBJECT (msg), SIM_T0_KEY);
 	gdouble ms;
 
-	if (t0 == NULL || !g_str_has_suffix (g_uri_get_path (soup_message_get_uri (msg)), "/mesh/v1/heartbeat"))
+	if (t0 == NULL ||
+	    !g_str_has_suffix (g_uri_get_path (soup_message_get_uri (msg)), "/mesh/v1/heartbeat"))
 		return TRUE;
 	ms = soup_message_get_status (msg) == SOUP_STATUS_OK ? (g_get_monotonic_time () - *t0) / 1000.0 : -1;
 	g_array_append_val (samples, ms);
@@ -113,7 +114,7 @@ sim_quit_cb (gpointer user_data)
 static gboolean
 sim_write_node (const gchar *path, const gchar *node_id, guint node, GError **error)
 {
-	g_autoptr(GString) out = g_string_new (NULL);
+	g_autoptr (GString) out = g_string_new (NULL);
 	g_autofree gchar *kernel = g_build_filename (image_dir, "test-guest", "vmlinuz", NULL);
 	g_autofree gchar *initrd = g_build_filename (image_dir, "test-guest", "initrd.img", NULL);
 
@@ -122,7 +123,7 @@ sim_write_node (const gchar *path, const gchar *node_id, guint node, GError **er
 			      "<threads>2</threads></cpu>\n  <memory>67108864</memory>\n");
 	for (guint k = 0; k < (guint)vms; k++) {
 		guint i = node * (guint)vms + k;
-		g_autoptr(PpnDomainSpec) spec = ppn_domain_spec_new ();
+		g_autoptr (PpnDomainSpec) spec = ppn_domain_spec_new ();
 		PpnForward *fwd = ppn_forward_new (80, "tcp");
 		g_autofree gchar *xml = NULL;
 		const gchar *body;
@@ -140,7 +141,8 @@ sim_write_node (const gchar *path, const gchar *node_id, guint node, GError **er
 		spec->kernel = g_strdup (kernel);
 		spec->initrd = g_strdup (initrd);
 		spec->cmdline = g_strdup ("console=ttyS0");
-		spec->console_path = g_strdup_printf ("%s/state/%s/console-%s.log", dir, node_id, spec->vm_id);
+		spec->console_path =
+		    g_strdup_printf ("%s/state/%s/console-%s.log", dir, node_id, spec->vm_id);
 		fwd->host_address = g_strdup ("127.0.0.1");
 		fwd->host_port = (guint16)(port_first + (gint)k);
 		g_ptr_array_add (spec->forwards, fwd);
@@ -165,7 +167,7 @@ sim_start_cb (gpointer user_data)
 static void
 sim_agent_failed_cb (PpnAgent *agent, gpointer user_data)
 {
-	g_autoptr(GError) error = NULL;
+	g_autoptr (GError) error = NULL;
 
 	ppn_agent_get_failed (agent, &error);
 	g_printerr ("ppn-sim-agents: an agent failed: %s\n", error != NULL ? error->message : "?");
@@ -184,7 +186,7 @@ sim_agent_new (guint node, GError **error)
 	g_autofree gchar *uri = g_strconcat ("test://", node_xml, NULL);
 	g_autofree gchar *range = g_strdup_printf ("%d-%d", port_first, port_first + MAX (vms, 1) + 99);
 	const gchar *sans[] = {"127.0.0.1", "localhost", NULL};
-	g_autoptr(GKeyFile) kf = g_key_file_new ();
+	g_autoptr (GKeyFile) kf = g_key_file_new ();
 	PpnAgentConfig *config;
 	PpnAgent *agent;
 
@@ -223,30 +225,34 @@ int
 main (int argc, char **argv)
 {
 	const GOptionEntry entries[] = {
-		{"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Working folder (certs, node files, samples)", "DIR"},
-		{"ca-dir", 0, 0, G_OPTION_ARG_FILENAME, &ca_dir, "The fleet CA's folder", "DIR"},
-		{"fleet-url", 0, 0, G_OPTION_ARG_STRING, &fleet_url, "The mesh listener", "URL"},
-		{"image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir, "The image catalog", "DIR"},
-		{"first", 0, 0, G_OPTION_ARG_INT, &first, "First node number (default 0)", "N"},
-		{"count", 0, 0, G_OPTION_ARG_INT, &count, "Nodes in this process (default 1)", "K"},
-		{"vms", 0, 0, G_OPTION_ARG_INT, &vms, "Running domains per node (default 100)", "V"},
-		{"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
-		{"first-port", 0, 0, G_OPTION_ARG_INT, &port_first, "First host port of each node (default 40000)", "P"},
-		{"stagger", 0, 0, G_OPTION_ARG_INT, &stagger_ms, "ms between two agents' starts (default: spread over"
-								 " one interval)", "MS"},
-		{NULL},
+	    {"dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Working folder (certs, node files, samples)", "DIR"},
+	    {"ca-dir", 0, 0, G_OPTION_ARG_FILENAME, &ca_dir, "The fleet CA's folder", "DIR"},
+	    {"fleet-url", 0, 0, G_OPTION_ARG_STRING, &fleet_url, "The mesh listener", "URL"},
+	    {"image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir, "The image catalog", "DIR"},
+	    {"first", 0, 0, G_OPTION_ARG_INT, &first, "First node number (default 0)", "N"},
+	    {"count", 0, 0, G_OPTION_ARG_INT, &count, "Nodes in this process (default 1)", "K"},
+	    {"vms", 0, 0, G_OPTION_ARG_INT, &vms, "Running domains per node (default 100)", "V"},
+	    {"interval", 0, 0, G_OPTION_ARG_INT, &interval, "Heartbeat interval, s (default 5)", "S"},
+	    {"first-port", 0, 0, G_OPTION_ARG_INT, &port_first,
+	     "First host port of each node (default 40000)", "P"},
+	    {"stagger", 0, 0, G_OPTION_ARG_INT, &stagger_ms,
+	     "ms between two agents' starts (default: spread over"
+	     " one interval)",
+	     "MS"},
+	    {NULL},
 	};
-	g_autoptr(GOptionContext) ctx = g_option_context_new (NULL);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) agents = g_ptr_array_new_with_free_func (g_object_unref);
+	g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+	g_autoptr (GError) error = NULL;
+	g_autoptr (GPtrArray) agents = g_ptr_array_new_with_free_func (g_object_unref);
 	g_autofree gchar *certs = NULL;
 	g_autofree gchar *nodes = NULL;
 
 	g_option_context_add_main_entries (ctx, entries, NULL);
 	if (!g_option_context_parse (ctx, &argc, &argv, &error) || dir == NULL || ca_dir == NULL ||
 	    fleet_url == NULL || image_dir == NULL || count < 1 || vms < 0) {
-		g_printerr ("ppn-sim-agents: %s\n", error != NULL ? error->message : "--dir, --ca-dir, --fleet-url and"
-										     " --image-dir are needed");
+		g_printerr ("ppn-sim-agents: %s\n", error != NULL ? error->message
+								  : "--dir, --ca-dir, --fleet-url and"
+								    " --image-dir are needed");
 		return 2;
 	}
 	if (stagger_ms < 0)
@@ -259,10 +265,10 @@ main (int argc, char **argv)
 	samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
 	/* a SoupSession class must exist before its signals can be hooked */
 	g_type_class_unref (g_type_class_ref (SOUP_TYPE_SESSION));
-	g_signal_add_emission_hook (g_signal_lookup ("request-queued", SOUP_TYPE_SESSION), 0, sim_queued_hook, NULL,
-				    NULL);
-	g_signal_add_emission_hook (g_signal_lookup ("request-unqueued", SOUP_TYPE_SESSION), 0, sim_unqueued_hook,
+	g_signal_add_emission_hook (g_signal_lookup ("request-queued", SOUP_TYPE_SESSION), 0, sim_queued_hook,
 				    NULL, NULL);
+	g_signal_add_emission_hook (g_signal_lookup ("request-unqueued", SOUP_TYPE_SESSION), 0,
+				    sim_unqueued_hook, NULL, NULL);
 
 	for (gint j = 0; j < count; j++) {
 		PpnAgent *agent = sim_agent_new ((guint)(first + j), &error);
@@ -276,7 +282,8 @@ main (int argc, char **argv)
 		 * pool (glib-networking handshakes in it), see README.md */
 		g_timeout_add ((guint)(j * stagger_ms), sim_start_cb, agent);
 	}
-	g_printerr ("ppn-sim-agents: %d agents started (sim%04d..sim%04d)\n", count, first, first + count - 1);
+	g_printerr ("ppn-sim-agents: %d agents started (sim%04d..sim%04d)\n", count, first,
+		    first + count - 1);
 	g_unix_signal_add (SIGUSR1, sim_reset_cb, NULL);
 	g_unix_signal_add (SIGUSR2, sim_dump_cb, NULL);
 	g_unix_signal_add (SIGTERM, sim_quit_cb, NULL);

@@ -535,6 +535,34 @@ test_restart (void)
 	}
 }
 
+/* with http-keep-alive=yes a connection carries more than one request:
+ * the tenant API answers without Connection: close, and the mesh still
+ * takes the agent's heartbeats that come on one kept-alive connection
+ * (their certificate is verified again), so the node stays alive */
+static void
+test_keep_alive (void)
+{
+	PpnTestFleetOptions opts = {.libvirt_uri = "test:///default", .max_vms = 4, .node_timeout = 3,
+				    .fleet_extra = "http-keep-alive=yes"};
+	g_autoptr(PpnTestFleet) fleet = ppn_test_fleet_new_started (&opts);
+	g_autofree gchar *url = g_strconcat (fleet->url, "/v1/quota", NULL);
+	g_autofree gchar *auth = g_strconcat ("Bearer ", fleet->token1, NULL);
+	g_autofree gchar *id = NULL;
+
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+		g_autoptr(GBytes) body = NULL;
+		soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+		body = soup_session_send_and_read (fleet->session, msg, NULL, NULL);
+		g_assert_cmpuint (soup_message_get_status (msg), ==, 200);
+		g_assert_null (soup_message_headers_get_one (soup_message_get_response_headers (msg), "Connection"));
+	}
+	/* heartbeats every second for longer than node-timeout */
+	g_usleep (5 * G_USEC_PER_SEC);
+	id = create_vm (fleet, fleet->token1, "kept");
+	g_assert_nonnull (id);
+}
+
 /* a tenant's flood is bounded (429 with Retry-After past max-inflight),
  * and another tenant is not turned away by it */
 static void
@@ -775,6 +803,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/fleet-api/quota", test_quota);
 	g_test_add_func ("/fleet-api/restart", test_restart);
 	g_test_add_func ("/fleet-api/flood", test_flood);
+	g_test_add_func ("/fleet-api/keep-alive", test_keep_alive);
 	g_test_add_func ("/fleet-api/quota-reload", test_quota_reload);
 	g_test_add_func ("/fleet-api/quota-race", test_quota_race);
 	g_test_add_func ("/fleet-api/agent-timeout", test_agent_timeout);

@@ -8,6 +8,7 @@
 
 #include "ppn-error.h"
 #include "ppn-fleet-config.h"
+#include "ppn-http.h"
 #include "ppn-json.h"
 #include "ppn-registry.h"
 #include "ppn-store.h"
@@ -415,6 +416,23 @@ test_config (void)
 	g_assert_null (ppn_fleet_config_load (path, &error));
 	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
 	g_assert_nonnull (strstr (error->message, "binpack"));
+	g_clear_error (&error);
+
+	/* keep-alive: auto follows the libsoup in use (3.2 leaks connections) */
+	g_file_set_contents (path, "[fleet]\n", -1, NULL);
+	config = ppn_fleet_config_load (path, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (config->http_keep_alive, ==, ppn_http_keep_alive_is_safe ());
+	g_assert_cmpint (ppn_http_keep_alive_is_safe (), ==, soup_get_minor_version () >= 3);
+	g_clear_pointer (&config, ppn_fleet_config_free);
+	g_file_set_contents (path, "[fleet]\nhttp-keep-alive=yes\n", -1, NULL);
+	config = ppn_fleet_config_load (path, &error);
+	g_assert_no_error (error);
+	g_assert_true (config->http_keep_alive);
+	g_clear_pointer (&config, ppn_fleet_config_free);
+	g_file_set_contents (path, "[fleet]\nhttp-keep-alive=maybe\n", -1, NULL);
+	g_assert_null (ppn_fleet_config_load (path, &error));
+	g_assert_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST);
 	g_clear_error (&error);
 	rm_rf (dir);
 }

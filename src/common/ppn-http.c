@@ -14,6 +14,13 @@
  * certificate; decide from our own verification of the chain against the
  * fleet CA only, not from whatever the TLS backend computed */
 #define PPN_HTTP_PEER_KEY "ppn-verified-peer-certificate"
+/* set on a server (and copied to each of its messages) that keeps
+ * connections open; see ppn_http_server_set_keep_alive() */
+#define PPN_HTTP_KEEP_ALIVE_KEY "ppn-keep-alive"
+/* the client CA, on each message of a server that requires client
+ * certificates: a later request on a kept-alive connection has no
+ * handshake of its own, and its peer certificate is verified again */
+#define PPN_HTTP_CLIENT_CA_KEY "ppn-client-ca"
 
 static gboolean
 ppn_http_accept_certificate_cb (SoupServerMessage *msg,
@@ -33,10 +40,12 @@ ppn_http_accept_certificate_cb (SoupServerMessage *msg,
 		return FALSE;
 	}
 	/* the verified certificate goes with the message the handshake belongs
-	 * to; every connection carries one request (see Connection: close
-	 * below), so no later message needs it. Not with the socket: libsoup
-	 * 3.2 leaks each connection's GSocket, and a certificate hanging off
-	 * it would leak with it. */
+	 * to; unless keep-alive is on, every connection carries one request
+	 * (see Connection: close below), so no later message needs it (with
+	 * keep-alive, ppn_http_peer_identity() verifies a later message's
+	 * peer again). Not with the socket: libsoup 3.2 leaks each
+	 * connection's GSocket, and a certificate hanging off it would leak
+	 * with it. */
 	g_object_set_data_full (G_OBJECT (msg), PPN_HTTP_PEER_KEY, g_object_ref (cert), g_object_unref);
 	return TRUE;
 }
@@ -46,6 +55,7 @@ ppn_http_request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointe
 {
 	g_signal_connect_object (msg, "accept-certificate", G_CALLBACK (ppn_http_accept_certificate_cb), user_data,
 				 0);
+	g_object_set_data_full (G_OBJECT (msg), PPN_HTTP_CLIENT_CA_KEY, g_object_ref (user_data), g_object_unref);
 }
 
 #define PPN_HTTP_MAX_BODY_KEY "ppn-max-body"
@@ -98,7 +108,10 @@ ppn_http_limit_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer 
 			   g_object_get_data (G_OBJECT (server), PPN_HTTP_MAX_BODY_KEY));
 	/* from the start, so that answers libsoup makes itself (a malformed
 	 * request line, say) close their connection too */
-	soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
+	if (g_object_get_data (G_OBJECT (server), PPN_HTTP_KEEP_ALIVE_KEY) != NULL)
+		g_object_set_data (G_OBJECT (msg), PPN_HTTP_KEEP_ALIVE_KEY, GINT_TO_POINTER (1));
+	else
+		soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
 	g_signal_connect (msg, "got-headers", G_CALLBACK (ppn_http_got_headers_cb), NULL);
 	g_signal_connect (msg, "got-chunk", G_CALLBACK (ppn_http_got_chunk_cb), NULL);
 }
@@ -109,6 +122,26 @@ ppn_http_server_set_max_body (SoupServer *server, gsize max_body)
 {
 	g_return_if_fail (SOUP_IS_SERVER (server));
 	g_object_set_data (G_OBJECT (server), PPN_HTTP_MAX_BODY_KEY, GSIZE_TO_POINTER (max_body));
+}
+
+/* Keep connections open between requests (HTTP/1.1 keep-alive), instead
+ * of closing each after its answer. Only safe with a libsoup that frees
+ * the connections clients close (3.3 and later, see
+ * ppn_http_keep_alive_is_safe()); on 3.2 every kept-alive connection a
+ * client closes stays in CLOSE-WAIT with its descriptor. */
+void
+ppn_http_server_set_keep_alive (SoupServer *server, gboolean keep_alive)
+{
+	g_return_if_fail (SOUP_IS_SERVER (server));
+	g_object_set_data (G_OBJECT (server), PPN_HTTP_KEEP_ALIVE_KEY, keep_alive ? GINT_TO_POINTER (1) : NULL);
+}
+
+/* libsoup 3.3.0 (commit d20c6601) frees kept-alive connections that the
+ * client closed; 3.2 leaks them */
+gboolean
+ppn_http_keep_alive_is_safe (void)
+{
+	return soup_get_major_version () > 3 || (soup_get_major_version () == 3 && soup_get_minor_version () >= 3);
 }
 
 /* with @client_ca, the handshake requires a client certificate issued by
@@ -193,7 +226,8 @@ ppn_http_set_common_headers (SoupServerMessage *msg)
 	SoupMessageHeaders *hdrs = soup_server_message_get_response_headers (msg);
 
 	soup_message_headers_replace (hdrs, "Cache-Control", "no-store");
-	soup_message_headers_replace (hdrs, "Connection", "close");
+	if (g_object_get_data (G_OBJECT (msg), PPN_HTTP_KEEP_ALIVE_KEY) == NULL)
+		soup_message_headers_replace (hdrs, "Connection", "close");
 }
 
 void
@@ -292,7 +326,17 @@ ppn_http_peer_identity (SoupServerMessage *msg, PpnTlsRole *role, gchar **name, 
 	/* only a certificate our accept-certificate handler verified counts,
 	 * so a server built without a client CA is never mistaken for one */
 	GTlsCertificate *peer = g_object_get_data (G_OBJECT (msg), PPN_HTTP_PEER_KEY);
+	GTlsDatabase *ca = g_object_get_data (G_OBJECT (msg), PPN_HTTP_CLIENT_CA_KEY);
 
+	/* a later request on a kept-alive connection: the connection's peer
+	 * passed the handshake, and is verified once more here all the same */
+	if (peer == NULL && ca != NULL && g_object_get_data (G_OBJECT (msg), PPN_HTTP_KEEP_ALIVE_KEY) != NULL) {
+		GTlsCertificate *conn_peer = soup_server_message_get_tls_peer_certificate (msg);
+		if (conn_peer != NULL &&
+		    g_tls_database_verify_chain (ca, conn_peer, G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT, NULL,
+						 NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, NULL) == 0)
+			peer = conn_peer;
+	}
 	if (peer == NULL) {
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_UNAUTHORIZED,
 				     _("A client certificate issued by the fleet CA is required"));

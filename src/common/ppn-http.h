@@ -11,6 +11,8 @@ G_BEGIN_DECLS
 
 SoupServer *ppn_http_server_new (GTlsCertificate *cert, GTlsDatabase *client_ca, GError **error);
 void ppn_http_server_set_max_body (SoupServer *server, gsize max_body);
+void ppn_http_server_set_keep_alive (SoupServer *server, gboolean keep_alive);
+gboolean ppn_http_keep_alive_is_safe (void);
 gboolean ppn_http_listen (SoupServer *server, const gchar *address, guint16 *bound_port, GError **error);
 gboolean ppn_http_check_body_size (SoupServerMessage *msg, gsize max_body, GError **error);
 

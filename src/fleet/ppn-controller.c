@@ -1117,35 +1117,70 @@ ppn_controller_reconcile (PpnController *self, const gchar *node_id, JsonArray *
 	}
 }
 
-/* a node silent for node-timeout: its VMs may well run, nobody can say */
+/* a node silent for node-timeout: its VMs may well run, nobody can say.
+ * Once a second, so it looks at the nodes that hold VMs and only at the
+ * VMs of those that went silent: never at every VM of the fleet. The
+ * marks of one tick share one transaction, and one tick marks at most
+ * PPN_CONTROLLER_MARK_BUDGET VMs: when a thousand nodes fall silent at
+ * once (a fleet restarted without them, a network split) the main loop
+ * goes on serving between ticks instead of writing 100,000 records, one
+ * synchronous commit each, in a single dispatch. */
+#define PPN_CONTROLLER_MARK_BUDGET 2000
+
 static gboolean
 ppn_controller_tick_cb (gpointer user_data)
 {
 	PpnController *self = PPN_CONTROLLER (user_data);
 	gint64 now = g_get_monotonic_time ();
-	g_autoptr(GList) vms = NULL;
-	g_autoptr(GHashTable) silent = g_hash_table_new (g_str_hash, g_str_equal);
+	g_autoptr(GList) node_ids = ppn_registry_get_node_ids (self->registry);
+	g_autoptr(GError) error = NULL;
+	gboolean in_transaction = FALSE;
+	guint marked = 0;
 
-	vms = ppn_registry_get_all (self->registry);
-	for (GList *l = vms; l != NULL; l = l->next) {
-		PpnVm *vm = l->data;
-		PpnNode *node = ppn_nodes_lookup (self->nodes, vm->node);
-		gint64 heard = node != NULL ? MAX (node->last_seen, self->started) : self->started;
-		if (vm->busy || node == NULL || node->silent_marked || now - heard < self->node_timeout)
+	for (GList *l = node_ids; l != NULL && marked < PPN_CONTROLLER_MARK_BUDGET; l = l->next) {
+		PpnNode *node = ppn_nodes_lookup (self->nodes, l->data);
+		g_autoptr(GPtrArray) vms = NULL;
+		gboolean seen = FALSE, done = TRUE;
+		gint64 heard;
+
+		if (node == NULL || node->silent_marked)
 			continue;
-		g_hash_table_add (silent, node);
-		if (vm->state == PPN_VM_STATE_RUNNING || vm->state == PPN_VM_STATE_PENDING)
+		heard = MAX (node->last_seen, self->started);
+		if (now - heard < self->node_timeout)
+			continue;
+		if (!in_transaction) {
+			if (!ppn_store_begin (self->store, &error)) {
+				g_warning ("cannot mark silent nodes' VMs now: %s", error->message);
+				return G_SOURCE_CONTINUE;
+			}
+			in_transaction = TRUE;
+		}
+		vms = ppn_registry_node_vms (self->registry, node->id);
+		for (guint i = 0; i < vms->len; i++) {
+			PpnVm *vm = g_ptr_array_index (vms, i);
+			if (vm->busy)
+				continue;
+			seen = TRUE;
+			if (vm->state != PPN_VM_STATE_RUNNING && vm->state != PPN_VM_STATE_PENDING)
+				continue;
+			if (marked == PPN_CONTROLLER_MARK_BUDGET) {
+				done = FALSE; /* the rest on the next tick */
+				break;
+			}
 			ppn_controller_mark (self, vm, PPN_VM_STATE_UNKNOWN, "its node is silent");
-	}
-	{
-		GHashTableIter iter;
-		PpnNode *node;
-		g_hash_table_iter_init (&iter, silent);
-		while (g_hash_table_iter_next (&iter, (gpointer *)&node, NULL)) {
+			marked++;
+		}
+		/* a node whose VMs are all busy is looked at again next time */
+		if (seen && done) {
 			g_warning ("node %s is silent: its VMs are unknown until it is back", node->id);
 			node->silent_marked = TRUE;
 		}
 	}
+	/* a failed commit leaves the records as they were and the VMs
+	 * 'unknown' in memory only: 'unknown' is what a restart computes
+	 * for them again */
+	if (in_transaction && !ppn_store_commit (self->store, &error))
+		g_warning ("cannot record the silent nodes' VMs as unknown: %s", error->message);
 	return G_SOURCE_CONTINUE;
 }
 

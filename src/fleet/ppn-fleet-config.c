@@ -5,6 +5,7 @@
 #include "ppn-config.h"
 #include "ppn-error.h"
 #include "ppn-fleet-config.h"
+#include "ppn-http.h"
 #include "ppn-i18n.h"
 
 void
@@ -32,13 +33,14 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	static const gchar *const fleet_keys[] = {
 		"tenant-listen", "mesh-listen", "state-dir", "tenants-file", "node-timeout", "lost-grace",
 		"agent-timeout", "max-vcpus", "max-memory-mib", "max-forwards", "max-body", "max-inflight",
-		"audit-file", "ledger-dir", "placement", NULL};
+		"audit-file", "ledger-dir", "placement", "http-keep-alive", NULL};
 	static const gchar *const tls_keys[] = {"ca", "cert", "key", NULL};
 	static const gchar *const *const keys[] = {fleet_keys, tls_keys};
 	g_autoptr(GKeyFile) kf = NULL;
 	g_autoptr(PpnFleetConfig) config = g_new0 (PpnFleetConfig, 1);
 	g_autofree gchar *host = NULL;
 	g_autofree gchar *placement = NULL;
+	g_autofree gchar *keep_alive = NULL;
 	guint16 port;
 	guint64 v;
 
@@ -101,6 +103,16 @@ ppn_fleet_config_load (const gchar *path, GError **error)
 	if (!ppn_placement_from_string (placement, &config->placement)) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: [fleet] placement: expected spread or pack, got '%s'"), path, placement);
+		return NULL;
+	}
+	keep_alive = ppn_config_get_string (kf, "fleet", "http-keep-alive", "auto");
+	if (g_strcmp0 (keep_alive, "auto") == 0) {
+		config->http_keep_alive = ppn_http_keep_alive_is_safe ();
+	} else if (g_strcmp0 (keep_alive, "yes") == 0 || g_strcmp0 (keep_alive, "no") == 0) {
+		config->http_keep_alive = g_strcmp0 (keep_alive, "yes") == 0;
+	} else {
+		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
+			     _("%s: [fleet] http-keep-alive must be auto, yes or no, not '%s'"), path, keep_alive);
 		return NULL;
 	}
 	return g_steal_pointer (&config);

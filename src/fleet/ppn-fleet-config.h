@@ -26,6 +26,7 @@ typedef struct {
 	gsize max_body;		/* bytes */
 	guint max_inflight;	/* a tenant's creates and deletes waiting at once */
 	PpnPlacement placement; /* which node that fits gets a VM */
+	gboolean http_keep_alive; /* http-keep-alive, "auto" resolved against the libsoup in use */
 } PpnFleetConfig;
 
 PpnFleetConfig *ppn_fleet_config_load (const gchar *path, GError **error);

@@ -12,6 +12,7 @@
 #include "ppn-error.h"
 #include "ppn-file-ledger.h"
 #include "ppn-fleet.h"
+#include "ppn-http.h"
 #include "ppn-i18n.h"
 #include "ppn-mesh.h"
 #include "ppn-store.h"
@@ -111,6 +112,10 @@ ppn_fleet_start (PpnFleet *self, GError **error)
 		return FALSE;
 	ppn_mesh_set_metrics (self->mesh, self->metrics);
 	ppn_metrics_add_collector (self->metrics, ppn_controller_collect_metrics, self->controller);
+	ppn_mesh_set_keep_alive (self->mesh, self->config->http_keep_alive);
+	if (self->config->http_keep_alive)
+		g_message ("HTTP keep-alive is on (libsoup %u.%u.%u)", soup_get_major_version (),
+			   soup_get_minor_version (), soup_get_micro_version ());
 	if (!ppn_tenant_proxy_listen (self->proxy, error))
 		return FALSE;
 

@@ -19,6 +19,7 @@ PpnMesh *ppn_mesh_new (PpnController *controller,
 /* serves @metrics (which must outlive the mesh) at GET /metrics and
  * observes every mesh request into it */
 void ppn_mesh_set_metrics (PpnMesh *self, PpnMetrics *metrics);
+void ppn_mesh_set_keep_alive (PpnMesh *self, gboolean keep_alive);
 guint16 ppn_mesh_get_port (PpnMesh *self);
 
 G_END_DECLS

@@ -175,6 +175,14 @@ ppn_registry_get_all (PpnRegistry *self)
 	return g_hash_table_get_values (self->by_id);
 }
 
+/* the nodes that hold at least one VM (the list's strings belong to the
+ * registry: valid until a VM is added or removed) */
+GList *
+ppn_registry_get_node_ids (PpnRegistry *self)
+{
+	return g_hash_table_get_keys (self->by_node);
+}
+
 /* the VMs placed on @node, as a snapshot the caller may change states in */
 GPtrArray *
 ppn_registry_node_vms (PpnRegistry *self, const gchar *node)

@@ -28,6 +28,7 @@ GPtrArray *ppn_registry_list_page (PpnRegistry *self,
 				   guint limit,
 				   gboolean *more);
 GList *ppn_registry_get_all (PpnRegistry *self);
+GList *ppn_registry_get_node_ids (PpnRegistry *self);
 GPtrArray *ppn_registry_node_vms (PpnRegistry *self, const gchar *node);
 
 G_END_DECLS

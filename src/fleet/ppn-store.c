@@ -179,6 +179,27 @@ ppn_store_write_vm (PpnStore *self, const gchar *sql, const PpnVm *vm, GError **
 	return TRUE;
 }
 
+/* Many writes in one transaction: one commit (and one fsync) for all of
+ * them instead of one each. Nothing else may write in between. */
+gboolean
+ppn_store_begin (PpnStore *self, GError **error)
+{
+	g_return_val_if_fail (PPN_IS_STORE (self), FALSE);
+	return ppn_store_exec (self, "BEGIN IMMEDIATE", error);
+}
+
+/* on failure the transaction is rolled back */
+gboolean
+ppn_store_commit (PpnStore *self, GError **error)
+{
+	g_return_val_if_fail (PPN_IS_STORE (self), FALSE);
+	if (ppn_store_exec (self, "COMMIT", error))
+		return TRUE;
+	if (sqlite3_get_autocommit (self->db) == 0)
+		sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+	return FALSE;
+}
+
 gboolean
 ppn_store_insert_vm (PpnStore *self, const PpnVm *vm, GError **error)
 {

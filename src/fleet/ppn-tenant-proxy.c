@@ -757,6 +757,7 @@ ppn_tenant_proxy_new (PpnController *controller,
 	if (self->server == NULL)
 		return NULL;
 	ppn_http_server_set_max_body (self->server, self->max_body);
+	ppn_http_server_set_keep_alive (self->server, config->http_keep_alive);
 	soup_server_add_early_handler (self->server, NULL, ppn_proxy_early_handler, self, NULL);
 	soup_server_add_handler (self->server, NULL, ppn_proxy_handler, self, NULL);
 	return g_steal_pointer (&self);

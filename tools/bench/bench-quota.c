@@ -13,25 +13,15 @@
 
 #include <string.h>
 
-#include "ppn-test-util.h"
+#include "bench-util.h"
 
 static gint rounds = 20;
 static gint parallel = 200;
 
-static gint
-cmp_double (gconstpointer a, gconstpointer b)
-{
-	gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
-	return x < y ? -1 : x > y;
-}
-
 static gdouble
 median (GArray *v)
 {
-	if (v->len == 0)
-		return 0;
-	g_array_sort (v, cmp_double);
-	return g_array_index (v, gdouble, v->len / 2);
+	return ppn_bench_percentile (v, 0.5);
 }
 
 /* one create and delete of B, timed */
@@ -85,8 +75,9 @@ main (int argc, char **argv)
 		g_array_append_val (b_quiet, ms);
 	}
 
-	g_print ("machine: %u cpus; tenant A max-vms 5, %d creates at once per round, %d rounds\n",
-		 g_get_num_processors (), parallel, rounds);
+	ppn_bench_print_machine ();
+	g_print ("tenant A max-vms 5, %d creates at once per round, %d rounds\n",
+		 parallel, rounds);
 	g_print ("%6s %6s %6s %6s %6s %14s\n", "round", "201", "403", "429", "other", "A's domains");
 	for (gint round = 0; round < rounds; round++) {
 		g_autofree gchar *prefix = g_strdup_printf ("a%d-", round);
@@ -115,5 +106,6 @@ main (int argc, char **argv)
 	g_print ("%-40s %10.1f %6u\n", "without A flooding", median (b_quiet), b_quiet->len);
 	g_print ("%-40s %10.1f %6u\n", "while A floods", median (b_flood), b_flood->len);
 	g_print ("%-40s %10.2f\n", "ratio", median (b_flood) / median (b_quiet));
+	ppn_bench_print_load ("at the end");
 	return all_exact ? 0 : 1;
 }

@@ -180,10 +180,17 @@ ppnctl_vm_create (int argc, char **argv, GCancellable *cancellable, GError **err
 	    !ppnctl_client_call (client, "POST", "/v1/vms", body_node, &answer, cancellable, error) ||
 	    !ppnctl_vm_object (answer, &vm, error))
 		return FALSE;
-	if (ppnctl_output_json ())
+	if (ppnctl_output_json ()) {
 		ppnctl_print_json (answer);
-	else
-		ppnctl_vm_print (vm);
+		return TRUE;
+	}
+	ppnctl_vm_print (vm);
+	/* the create's audit record, for `ppnctl audit` later */
+	if (json_object_has_member (vm, "receipt") && JSON_NODE_HOLDS_OBJECT (json_object_get_member (vm, "receipt"))) {
+		g_autofree gchar *index =
+			ppnctl_json_int (json_object_get_object_member (vm, "receipt"), "ledger_index");
+		g_print (_("Receipt: ledger entry %s (ppnctl audit --key ledger.pub proves it)\n"), index);
+	}
 	return TRUE;
 }
 

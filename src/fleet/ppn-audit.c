@@ -318,7 +318,7 @@ ppn_audit_record_async (PpnAudit *self, const PpnAuditEvent *event, GAsyncReadyC
 	ppn_audit_set_string (p->entry, "vm_name", event->vm_name);
 	json_object_set_string_member (p->entry, "outcome", event->outcome);
 	ppn_audit_set_string (p->entry, "error", event->error);
-	if (event->count > 1)
+	if (event->count > 0)
 		json_object_set_int_member (p->entry, "count", event->count);
 	p->tenant = g_strdup (event->tenant);
 	p->detail = g_strdup (event->detail);

@@ -32,7 +32,7 @@ typedef struct {
 	const gchar *detail;
 	const gchar *node;
 	const gchar *actor; /* NULL = the tenant; "fleet" for the reconciliation */
-	guint count;	    /* 0 or 1: one event; more: that many alike, as one record */
+	guint count;	    /* 0: one event; N: N alike, as one record with a "count" */
 } PpnAuditEvent;
 
 PpnAudit *ppn_audit_new (const gchar *file_path, PpnLedger *ledger, GError **error);

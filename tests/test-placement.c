@@ -270,6 +270,28 @@ test_degraded (void)
 	g_assert_cmpstr (place_id (nodes, 1, 64), ==, "big");
 }
 
+/* an agent that failed a call is not placed on until it heartbeats */
+static void
+test_unreachable (void)
+{
+	g_autoptr(PpnNodes) nodes = ppn_nodes_new (15);
+	PpnPlacementNeeds one = {"img", 1, 64, 0, NULL};
+	Hb up = {.vcpus = 64, .memory_mib = 65536, .free_ports = 100};
+	g_autoptr(GError) why = g_error_new_literal (PPN_ERROR, PPN_ERROR_UNAVAILABLE, "connection refused");
+
+	plain (nodes, "a");
+	g_test_expect_message ("ppn-fleet", G_LOG_LEVEL_WARNING, "*node a*connection refused*next heartbeat*");
+	ppn_nodes_mark_unreachable (ppn_nodes_lookup (nodes, "a"), why);
+	g_test_assert_expected_messages ();
+	assert_no_capacity (nodes, &one, "agents failed a call");
+	plain (nodes, "b");
+	g_assert_cmpstr (place_id (nodes, 1, 64), ==, "b");
+	g_test_expect_message ("ppn-fleet", G_LOG_LEVEL_MESSAGE, "*node a heartbeats again*");
+	heartbeat (nodes, "a", &up);
+	g_test_assert_expected_messages ();
+	g_assert_cmpstr (place_id (nodes, 1, 64), ==, "a");
+}
+
 /* spread: the emptiest node (the most free share of its scarcer
  * resource), then the fewest VMs, then the node id */
 static void
@@ -538,6 +560,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/placement/no-capacity-reserves-nothing", test_no_capacity_reserves_nothing);
 	g_test_add_func ("/placement/dead-node", test_dead_node);
 	g_test_add_func ("/placement/degraded", test_degraded);
+	g_test_add_func ("/placement/unreachable", test_unreachable);
 	g_test_add_func ("/placement/spread", test_spread);
 	g_test_add_func ("/placement/spread-fewer-vms", test_spread_fewer_vms);
 	g_test_add_func ("/placement/pack", test_pack);

@@ -461,6 +461,10 @@ ppn_controller_create_cb (GObject *source, GAsyncResult *res, gpointer user_data
 
 	vm->busy = FALSE;
 	if (domain == NULL) {
+		/* an agent that did not answer (or answered it cannot) gets no
+		 * more creates until it heartbeats again, not until node-timeout */
+		if (g_error_matches (error, PPN_ERROR, PPN_ERROR_UNAVAILABLE) || error->domain != PPN_ERROR)
+			ppn_nodes_mark_unreachable (ppn_nodes_lookup (self->nodes, vm->node), error);
 		ppn_controller_create_fail (self, task, vm, g_steal_pointer (&error));
 		return;
 	}

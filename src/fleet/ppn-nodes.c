@@ -368,7 +368,20 @@ ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, GError **e
 		ppn_node_load_reported (node, reported);
 	node->last_seen = g_get_monotonic_time ();
 	node->silent_marked = FALSE;
+	if (node->unreachable)
+		g_message ("node %s heartbeats again after a failed call: placing on it again", id);
+	node->unreachable = FALSE;
 	return TRUE;
+}
+
+void
+ppn_nodes_mark_unreachable (PpnNode *node, const GError *why)
+{
+	if (node == NULL || node->unreachable)
+		return;
+	g_warning ("node %s: its agent failed a call (%s): not placing on it until its next heartbeat", node->id,
+		   why != NULL ? why->message : "?");
+	node->unreachable = TRUE;
 }
 
 static gboolean
@@ -416,7 +429,7 @@ ppn_nodes_check (PpnNodes *self, const PpnNode *node, const PpnPlacementNeeds *n
 {
 	if (!ppn_nodes_is_alive (self, node))
 		return PPN_UNFIT_SILENT;
-	if (node->degraded)
+	if (node->degraded || node->unreachable)
 		return PPN_UNFIT_DEGRADED;
 	if (!ppn_node_has_image (node, needs->image))
 		return PPN_UNFIT_IMAGE;
@@ -489,7 +502,8 @@ ppn_nodes_set_unfit (PpnUnfit closest, const PpnPlacementNeeds *needs, guint lar
 		break;
 	case PPN_UNFIT_DEGRADED:
 		g_set_error_literal (error, PPN_ERROR, PPN_ERROR_NO_CAPACITY,
-				     _("No node can take VMs right now: the live nodes cannot reach their libvirt"));
+				     _("No node can take VMs right now: the live nodes cannot reach their libvirt, or"
+				       " their agents failed a call since their last heartbeat"));
 		break;
 	case PPN_UNFIT_IMAGE:
 		g_set_error (error, PPN_ERROR, PPN_ERROR_NO_CAPACITY, _("No live node offers image '%s' right now"),
@@ -589,7 +603,9 @@ ppn_nodes_state (PpnNodes *self, const PpnNode *node)
 {
 	if (!ppn_nodes_is_alive (self, node))
 		return "silent";
-	return node->degraded ? "degraded" : "alive";
+	if (node->degraded)
+		return "degraded";
+	return node->unreachable ? "unreachable" : "alive";
 }
 
 static void
@@ -662,7 +678,7 @@ ppn_nodes_to_json (PpnNodes *self)
 void
 ppn_nodes_collect_metrics (PpnNodes *self, GString *out)
 {
-	static const gchar *const states[] = {"alive", "degraded", "silent", NULL};
+	static const gchar *const states[] = {"alive", "degraded", "unreachable", "silent", NULL};
 	guint by_state[G_N_ELEMENTS (states)] = {0};
 	guint64 vcpus = 0, used_vcpus = 0, memory = 0, used_memory = 0, free_ports = 0;
 	GHashTableIter iter;

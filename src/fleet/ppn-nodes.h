@@ -40,6 +40,7 @@ typedef struct {
 	JsonArray *images;
 	gint64 last_seen; /* monotonic usec, 0 = never */
 	gboolean degraded; /* its libvirt is unreachable: alive, but not placed on */
+	gboolean unreachable; /* a call to its agent failed since its last heartbeat: not placed on */
 	gboolean silent_marked; /* its VMs were marked unknown */
 	GHashTable *load; /* vm id -> its share of the node */
 	guint used_vcpus; /* sums over load, kept in step with it */
@@ -61,6 +62,9 @@ gboolean ppn_nodes_heartbeat (PpnNodes *self, const gchar *id, JsonObject *hb, G
 PpnNode *ppn_nodes_place (PpnNodes *self, const PpnPlacementNeeds *needs, GError **error);
 void ppn_nodes_reserve (PpnNode *node, const gchar *vm_id, guint vcpus, guint memory_mib, guint ports);
 void ppn_nodes_release (PpnNode *node, const gchar *vm_id);
+/* a call to the node's agent failed (it did not answer, or answered it
+ * cannot): no more placements there until its next heartbeat */
+void ppn_nodes_mark_unreachable (PpnNode *node, const GError *why);
 guint ppn_nodes_count_vms (const PpnNode *node);
 guint ppn_nodes_count_reserved (const PpnNode *node);
 gboolean ppn_nodes_has_image (PpnNodes *self, const gchar *image);

@@ -456,12 +456,37 @@ ppn_test_fleet_new_started (const PpnTestFleetOptions *opts)
 }
 
 static void
+ppn_test_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_subprocess_wait_finish (G_SUBPROCESS (source), res, NULL);
+	*(gboolean *)user_data = TRUE;
+}
+
+/* @signum, then up to 30 s to go. A ppn-fleetd stopping while an agent
+ * is in the middle of a TLS handshake with it can hang in
+ * soup_server_disconnect() (glib-networking's close waits on the
+ * handshake); a test is not about that, so it is killed then, loudly. */
+static void
 ppn_test_stop (GSubprocess **proc, gint signum)
 {
+	gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+	gboolean done = FALSE;
+
 	if (*proc == NULL)
 		return;
 	g_subprocess_send_signal (*proc, signum);
-	g_subprocess_wait (*proc, NULL, NULL);
+	g_subprocess_wait_async (*proc, NULL, ppn_test_stopped_cb, &done);
+	while (!done && g_get_monotonic_time () < deadline) {
+		if (!g_main_context_iteration (NULL, FALSE))
+			g_usleep (10 * 1000);
+	}
+	if (!done) {
+		g_printerr ("ppn-test: pid %s did not stop within 30 s of signal %d; killing it\n",
+			    g_subprocess_get_identifier (*proc), signum);
+		g_subprocess_force_exit (*proc);
+		while (!done)
+			g_main_context_iteration (NULL, TRUE);
+	}
 	g_clear_object (proc);
 }
 
@@ -896,10 +921,12 @@ ppn_test_fleet_free (PpnTestFleet *fleet)
 			ppn_test_dump_log (fleet, log);
 		}
 	}
-	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
+	/* the agents first: a fleet that stops while one heartbeats may hang
+	 * (see ppn_test_stop) */
 	ppn_test_fleet_stop_agentd (fleet, SIGTERM);
 	for (guint i = 0; fleet->agents != NULL && i < fleet->agents->len; i++)
 		ppn_test_agent_stop (g_ptr_array_index (fleet->agents, i), SIGTERM);
+	ppn_test_fleet_stop_fleetd (fleet, SIGTERM);
 	/* whatever the test did, no domain of its nodes outlives it */
 	if (fleet->libvirt_uri != NULL && g_str_has_prefix (fleet->libvirt_uri, "qemu")) {
 		ppn_test_destroy_leftovers (fleet, fleet->node_id);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "ppn-ledger.h"
 #include "ppn-test-util.h"
 #include "ppn-tls.h"
 
@@ -236,11 +237,10 @@ test_trail (void)
 	/* alice proves her entries with the ledger key, and a wrong key fails */
 	{
 		g_autofree gchar *key = state_path (fleet, "ledger/ledger.pub");
-		g_autofree gchar *wrong_dir = g_build_filename (fleet->dir, "other-ledger", NULL);
-		g_autofree gchar *wrong = g_build_filename (wrong_dir, "ledger.pub", NULL);
-		g_autofree gchar *cmd = g_strdup_printf ("mkdir -p '%s' && openssl genpkey -algorithm ed25519 |"
-							 " openssl pkey -pubout -out '%s'",
-							 wrong_dir, wrong);
+		g_autofree gchar *wrong = g_build_filename (fleet->dir, "other-ledger.pub", NULL);
+		g_autoptr(GBytes) other_key = NULL;
+		g_autoptr(GBytes) other_pub = NULL;
+		g_autoptr(GError) error = NULL;
 		gint rc = ppn_test_fleet_ppnctl (fleet, fleet->token1, &out, &err, "audit", "--all", "--key", key, NULL);
 		g_test_message ("ppnctl audit: %d\n%s%s", rc, out, err);
 		g_assert_cmpint (rc, ==, 0);
@@ -248,7 +248,11 @@ test_trail (void)
 		g_assert_nonnull (strstr (out, id));
 		g_clear_pointer (&out, g_free);
 		g_clear_pointer (&err, g_free);
-		g_assert_true (ppn_test_sh (cmd));
+		/* another ledger's key, made the way a ledger makes its own */
+		g_assert_true (ppn_ledger_generate_key (&other_key, &other_pub, &error));
+		g_assert_no_error (error);
+		g_assert_true (g_file_set_contents (wrong, g_bytes_get_data (other_pub, NULL),
+						    (gssize)g_bytes_get_size (other_pub), NULL));
 		rc = ppn_test_fleet_ppnctl (fleet, fleet->token1, &out, &err, "audit", "--key", wrong, NULL);
 		g_test_message ("ppnctl audit, wrong key: %d %s", rc, err);
 		g_assert_cmpint (rc, !=, 0);

@@ -52,23 +52,6 @@ ppnctl_audit_fail (GError **error, const gchar *format, ...)
 	return FALSE;
 }
 
-static PpnTreeHead *
-ppnctl_audit_load_head (const gchar *path, GError **error)
-{
-	g_autofree gchar *data = NULL;
-	gsize len = 0;
-	g_autoptr(JsonNode) node = NULL;
-
-	if (!g_file_get_contents (path, &data, &len, error))
-		return NULL;
-	node = ppn_json_parse_object (data, len, 8, error);
-	if (node == NULL) {
-		g_prefix_error (error, "%s: ", path);
-		return NULL;
-	}
-	return ppn_tree_head_from_json (node, error);
-}
-
 /* one entry: its bytes hash to a leaf that the proof puts under the
  * verified head's root */
 static gboolean
@@ -229,7 +212,7 @@ ppnctl_builtin_audit (int argc, char **argv, GCancellable *cancellable, GError *
 			return FALSE;
 		key = g_bytes_new_take (data, len);
 	}
-	if (opt_tree_head != NULL && (old = ppnctl_audit_load_head (opt_tree_head, error)) == NULL)
+	if (opt_tree_head != NULL && (old = ppnctl_ledger_read_head (opt_tree_head, error)) == NULL)
 		return FALSE;
 	client = ppnctl_client_new (error);
 	if (client == NULL)

@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "ppn-ledger.h"
 #include "ppnctl-builtins.h"
 
 G_BEGIN_DECLS
@@ -70,5 +71,9 @@ gboolean ppnctl_client_call (PpnctlClient *client,
 			     JsonNode **out,
 			     GCancellable *cancellable,
 			     GError **error);
+
+/* a tree head saved as JSON (ppnctl ledger show-head, ppnctl audit
+ * --save-head), strictly read; errors name the file */
+PpnTreeHead *ppnctl_ledger_read_head (const gchar *path, GError **error);
 
 G_END_DECLS

@@ -62,7 +62,7 @@ ppnctl_ledger_read_json (const gchar *path, GError **error)
 	return json_node_ref (json_parser_get_root (parser));
 }
 
-static PpnTreeHead *
+PpnTreeHead *
 ppnctl_ledger_read_head (const gchar *path, GError **error)
 {
 	g_autoptr(JsonNode) node = ppnctl_ledger_read_json (path, error);

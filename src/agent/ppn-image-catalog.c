@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ppn-config.h"
+#include "ppn-bytes.h"
 #include "ppn-error.h"
 #include "ppn-forward.h"
 #include "ppn-i18n.h"
@@ -143,24 +144,6 @@ ppn_image_resolve (const gchar *conf, const gchar *real_dir, const gchar *key, c
 	return g_steal_pointer (&real);
 }
 
-static guint32
-ppn_qcow2_be32 (const guint8 *p)
-{
-	guint32 v;
-
-	memcpy (&v, p, sizeof v);
-	return GUINT32_FROM_BE (v);
-}
-
-static guint64
-ppn_qcow2_be64 (const guint8 *p)
-{
-	guint64 v;
-
-	memcpy (&v, p, sizeof v);
-	return GUINT64_FROM_BE (v);
-}
-
 /* up to @len bytes from the start of @path; fewer only at its end */
 static GBytes *
 ppn_image_read_head (const gchar *path, gsize len, GError **error)
@@ -214,7 +197,7 @@ ppn_image_check_qcow2 (const gchar *conf, const gchar *path, GError **error)
 		return FALSE;
 	}
 	h = g_bytes_get_data (head, &len);
-	if (len < 4 || ppn_qcow2_be32 (h) != PPN_QCOW2_MAGIC) {
+	if (len < 4 || ppn_read_be32 (h) != PPN_QCOW2_MAGIC) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: disk %s is not a qcow2 image (no qcow2 magic)"), conf, path);
 		return FALSE;
@@ -224,7 +207,7 @@ ppn_image_check_qcow2 (const gchar *conf, const gchar *path, GError **error)
 			     _("%s: disk %s has a truncated qcow2 header"), conf, path);
 		return FALSE;
 	}
-	version = ppn_qcow2_be32 (h + PPN_QCOW2_OFF_VERSION);
+	version = ppn_read_be32 (h + PPN_QCOW2_OFF_VERSION);
 	if (version != 2 && version != 3) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: disk %s is qcow2 version %u; only versions 2 and 3 are accepted"), conf, path,
@@ -236,25 +219,25 @@ ppn_image_check_qcow2 (const gchar *conf, const gchar *path, GError **error)
 			     _("%s: disk %s has a truncated qcow2 header"), conf, path);
 		return FALSE;
 	}
-	if (ppn_qcow2_be64 (h + PPN_QCOW2_OFF_BACKING_OFFSET) != 0 ||
-	    ppn_qcow2_be32 (h + PPN_QCOW2_OFF_BACKING_SIZE) != 0) {
+	if (ppn_read_be64 (h + PPN_QCOW2_OFF_BACKING_OFFSET) != 0 ||
+	    ppn_read_be32 (h + PPN_QCOW2_OFF_BACKING_SIZE) != 0) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: disk %s names a backing file; a catalog image must stand alone"), conf, path);
 		return FALSE;
 	}
-	if (version == 3 && (ppn_qcow2_be64 (h + PPN_QCOW2_OFF_INCOMPAT) & PPN_QCOW2_INCOMPAT_DATA_FILE) != 0) {
+	if (version == 3 && (ppn_read_be64 (h + PPN_QCOW2_OFF_INCOMPAT) & PPN_QCOW2_INCOMPAT_DATA_FILE) != 0) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: disk %s keeps its data in an external data file"), conf, path);
 		return FALSE;
 	}
-	cluster_bits = ppn_qcow2_be32 (h + PPN_QCOW2_OFF_CLUSTER_BITS);
+	cluster_bits = ppn_read_be32 (h + PPN_QCOW2_OFF_CLUSTER_BITS);
 	if (cluster_bits < PPN_QCOW2_MIN_CLUSTER_BITS || cluster_bits > PPN_QCOW2_MAX_CLUSTER_BITS) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
 			     _("%s: disk %s has an invalid qcow2 cluster size"), conf, path);
 		return FALSE;
 	}
 	cluster_size = G_GUINT64_CONSTANT (1) << cluster_bits;
-	header_length = version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : ppn_qcow2_be32 (h + PPN_QCOW2_OFF_HEADER_LENGTH);
+	header_length = version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : ppn_read_be32 (h + PPN_QCOW2_OFF_HEADER_LENGTH);
 	if (header_length < (version == 2 ? PPN_QCOW2_V2_HEADER_LENGTH : PPN_QCOW2_V3_HEADER_LENGTH) ||
 	    header_length > cluster_size) {
 		g_set_error (error, PPN_ERROR, PPN_ERROR_INVALID_REQUEST,
@@ -278,8 +261,8 @@ ppn_image_check_qcow2 (const gchar *conf, const gchar *path, GError **error)
 				     _("%s: disk %s ends inside its qcow2 header extensions"), conf, path);
 			return FALSE;
 		}
-		type = ppn_qcow2_be32 (h + off);
-		ext_len = ppn_qcow2_be32 (h + off + 4);
+		type = ppn_read_be32 (h + off);
+		ext_len = ppn_read_be32 (h + off + 4);
 		if (type == PPN_QCOW2_EXT_END)
 			break;
 		if (type == PPN_QCOW2_EXT_DATA_FILE) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ppn-bytes.h"
 #include "ppn-error.h"
 #include "ppn-file-ledger.h"
 #include "ppn-i18n.h"
@@ -72,24 +73,6 @@ G_DEFINE_TYPE_WITH_CODE (PpnFileLedger,
 			 ppn_file_ledger,
 			 G_TYPE_OBJECT,
 			 G_IMPLEMENT_INTERFACE (PPN_TYPE_LEDGER, ppn_file_ledger_iface_init))
-
-static guint32
-ppn_ledger_get_u32 (const guint8 *p)
-{
-	guint32 v;
-
-	memcpy (&v, p, sizeof v);
-	return GUINT32_FROM_BE (v);
-}
-
-static guint64
-ppn_ledger_get_u64 (const guint8 *p)
-{
-	guint64 v;
-
-	memcpy (&v, p, sizeof v);
-	return GUINT64_FROM_BE (v);
-}
 
 static void
 ppn_ledger_put_u32 (GByteArray *buf, guint32 v)
@@ -290,10 +273,10 @@ ppn_ledger_scan_header (PpnLedgerScan *scan, PpnLedgerReader *reader)
 	if (n < PPN_LEDGER_HEADER_SIZE)
 		return ppn_ledger_scan_fail (scan, PPN_LEDGER_PROBLEM_TORN_TAIL, PPN_LEDGER_NO_INDEX, 0,
 					     _("The file ends inside the ledger header"));
-	if (ppn_ledger_get_u32 (p + 8) != PPN_LEDGER_VERSION)
+	if (ppn_read_be32 (p + 8) != PPN_LEDGER_VERSION)
 		return ppn_ledger_scan_fail (scan, PPN_LEDGER_PROBLEM_HEADER, PPN_LEDGER_NO_INDEX, 0,
 					     _("The ledger is of version %u; this ppn reads version %d"),
-					     ppn_ledger_get_u32 (p + 8), PPN_LEDGER_VERSION);
+					     ppn_read_be32 (p + 8), PPN_LEDGER_VERSION);
 	ppn_ledger_header (expected);
 	if (memcmp (p, expected, PPN_LEDGER_HEADER_SIZE) != 0)
 		return ppn_ledger_scan_fail (scan, PPN_LEDGER_PROBLEM_HEADER, PPN_LEDGER_NO_INDEX, 0,
@@ -310,7 +293,7 @@ ppn_ledger_scan_entry (PpnLedgerScan *scan,
 		       gsize len,
 		       gboolean checksum_ok)
 {
-	guint64 claimed = ppn_ledger_get_u64 (payload);
+	guint64 claimed = ppn_read_be64 (payload);
 	guint64 expected = scan->entries;
 	guint8 leaf[PPN_MERKLE_HASH_SIZE];
 
@@ -358,13 +341,13 @@ ppn_ledger_scan_head (PpnLedgerScan *scan,
 
 	/* a head that broke the chain and counts more entries than came
 	 * before it: the record before it, an entry, was removed */
-	if (!checksum_ok && is_head && ppn_ledger_get_u64 (p) > scan->entries)
+	if (!checksum_ok && is_head && ppn_read_be64 (p) > scan->entries)
 		return ppn_ledger_scan_fail (
 			scan, PPN_LEDGER_PROBLEM_ORDER, scan->entries, offset,
 			_("entry %" G_GUINT64_FORMAT ": missing: the tree head here (offset %"
 			  G_GUINT64_FORMAT ") is of tree size %" G_GUINT64_FORMAT " and breaks the "
 			  "checksum chain: an entry was removed"),
-			scan->entries, offset, ppn_ledger_get_u64 (p));
+			scan->entries, offset, ppn_read_be64 (p));
 	if (!checksum_ok)
 		return ppn_ledger_scan_fail (
 			scan, PPN_LEDGER_PROBLEM_CHECKSUM, first, offset,
@@ -380,7 +363,7 @@ ppn_ledger_scan_head (PpnLedgerScan *scan,
 			  " does not hold a ppn tree head"),
 			first, offset);
 	sig = g_bytes_new (payload + PPN_TREE_HEAD_SIGNED_DATA_SIZE, PPN_TREE_HEAD_SIGNATURE_SIZE);
-	head = ppn_tree_head_new (ppn_ledger_get_u64 (p), p + 16, (gint64)ppn_ledger_get_u64 (p + 8), sig);
+	head = ppn_tree_head_new (ppn_read_be64 (p), p + 16, (gint64)ppn_read_be64 (p + 8), sig);
 	if (scan->newest != NULL && head->tree_size <= scan->newest->tree_size)
 		return ppn_ledger_scan_fail (
 			scan, PPN_LEDGER_PROBLEM_HEAD_ORDER, first, offset,
@@ -482,7 +465,7 @@ ppn_ledger_scan_record (PpnLedgerScan *scan, PpnLedgerReader *reader, guint64 *o
 	if ((gsize)n < want)
 		return ppn_ledger_scan_torn (scan, *offset, type, (gsize)n - PPN_LEDGER_CHAIN_SIZE,
 					     PPN_LEDGER_PREFIX_SIZE);
-	len = ppn_ledger_get_u32 (p + PPN_LEDGER_CHAIN_SIZE + 1);
+	len = ppn_read_be32 (p + PPN_LEDGER_CHAIN_SIZE + 1);
 	index = type == PPN_LEDGER_RECORD_HEAD ? scan->covered : scan->entries;
 	if (type != PPN_LEDGER_RECORD_ENTRY && type != PPN_LEDGER_RECORD_HEAD)
 		return ppn_ledger_scan_fail (
@@ -996,7 +979,7 @@ ppn_file_ledger_get_entry (PpnLedger *ledger, guint64 index, GError **error)
 
 	if (!ppn_file_ledger_pread (self, prefix, sizeof prefix, offset - PPN_LEDGER_CHAIN_SIZE, error))
 		return NULL;
-	len = ppn_ledger_get_u32 (prefix + PPN_LEDGER_CHAIN_SIZE + 1);
+	len = ppn_read_be32 (prefix + PPN_LEDGER_CHAIN_SIZE + 1);
 	if (prefix[PPN_LEDGER_CHAIN_SIZE] != PPN_LEDGER_RECORD_ENTRY || len < 8 ||
 	    len > 8 + PPN_FILE_LEDGER_ENTRY_MAX)
 		return ppn_file_ledger_entry_changed (index, error);
@@ -1009,7 +992,7 @@ ppn_file_ledger_get_entry (PpnLedger *ledger, guint64 index, GError **error)
 	ppn_merkle_sha256 (record, total - PPN_MERKLE_HASH_SIZE, checksum);
 	ppn_merkle_leaf_hash (record + sizeof prefix + 8, len - 8, actual);
 	if (memcmp (checksum, record + total - PPN_MERKLE_HASH_SIZE, PPN_MERKLE_HASH_SIZE) != 0 ||
-	    ppn_ledger_get_u64 (record + sizeof prefix) != index || memcmp (actual, leaf, sizeof leaf) != 0)
+	    ppn_read_be64 (record + sizeof prefix) != index || memcmp (actual, leaf, sizeof leaf) != 0)
 		return ppn_file_ledger_entry_changed (index, error);
 	return g_bytes_new (record + sizeof prefix + 8, len - 8);
 }

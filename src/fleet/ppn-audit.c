@@ -361,18 +361,6 @@ ppn_audit_reopen (PpnAudit *self)
 	g_mutex_unlock (&self->lock);
 }
 
-gboolean
-ppn_audit_is_healthy (PpnAudit *self)
-{
-	gboolean healthy;
-
-	g_return_val_if_fail (PPN_IS_AUDIT (self), FALSE);
-	g_mutex_lock (&self->lock);
-	healthy = self->healthy;
-	g_mutex_unlock (&self->lock);
-	return healthy;
-}
-
 GArray *
 ppn_audit_list_tenant (PpnAudit *self, const gchar *tenant, gint64 after, guint limit, gboolean *more)
 {
@@ -400,13 +388,6 @@ ppn_audit_list_tenant (PpnAudit *self, const gchar *tenant, gint64 after, guint 
 	}
 	g_mutex_unlock (&self->lock);
 	return page;
-}
-
-PpnLedger *
-ppn_audit_get_ledger (PpnAudit *self)
-{
-	g_return_val_if_fail (PPN_IS_AUDIT (self), NULL);
-	return self->ledger;
 }
 
 void

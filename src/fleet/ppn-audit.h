@@ -47,12 +47,10 @@ gboolean ppn_audit_record_finish (PpnAudit *self, GAsyncResult *res, guint64 *in
 /* reopen the audit file (SIGHUP after a rotation); it is also reopened
  * by itself when the writer finds the path names another file */
 void ppn_audit_reopen (PpnAudit *self);
-gboolean ppn_audit_is_healthy (PpnAudit *self);
 
 /* ledger indices of @tenant's entries, ascending, from @after (exclusive,
  * -1 = from the start), at most @limit; *more says whether there are more */
 GArray *ppn_audit_list_tenant (PpnAudit *self, const gchar *tenant, gint64 after, guint limit, gboolean *more);
-PpnLedger *ppn_audit_get_ledger (PpnAudit *self);
 
 /* GET /v1/audit: a page of @tenant's own entries, each with the entry, its
  * exact bytes (base64) and its inclusion proof against the newest signed

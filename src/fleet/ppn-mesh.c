@@ -105,12 +105,9 @@ static const gchar *
 ppn_mesh_route_name (const gchar *path)
 {
 	static const gchar *const routes[] = {"/mesh/v1/heartbeat", "/mesh/v1/nodes", "/metrics", NULL};
+	const gchar *name = ppn_metrics_route_name (path, routes);
 
-	for (guint i = 0; routes[i] != NULL; i++) {
-		if (g_strcmp0 (path, routes[i]) == 0)
-			return routes[i];
-	}
-	return "other";
+	return name != NULL ? name : "other";
 }
 
 static void

@@ -97,15 +97,22 @@ ppn_metrics_escape (const gchar *value)
 }
 
 const gchar *
+ppn_metrics_route_name (const gchar *path, const gchar *const *routes)
+{
+	for (guint i = 0; routes[i] != NULL; i++) {
+		if (g_strcmp0 (path, routes[i]) == 0)
+			return routes[i];
+	}
+	return NULL;
+}
+
+const gchar *
 ppn_metrics_method_name (const gchar *method)
 {
 	static const gchar *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL};
+	const gchar *name = ppn_metrics_route_name (method, known);
 
-	for (guint i = 0; known[i] != NULL; i++) {
-		if (g_strcmp0 (method, known[i]) == 0)
-			return known[i];
-	}
-	return "other";
+	return name != NULL ? name : "other";
 }
 
 void

@@ -43,5 +43,7 @@ gchar *ppn_metrics_escape (const gchar *value);
 /* a request method as a label: the standard ones, anything else "other"
  * (a method is whatever a client sends) */
 const gchar *ppn_metrics_method_name (const gchar *method);
+/* @path as a label: the one of @routes it is, else NULL */
+const gchar *ppn_metrics_route_name (const gchar *path, const gchar *const *routes);
 
 G_END_DECLS

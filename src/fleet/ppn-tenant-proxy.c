@@ -53,11 +53,10 @@ ppn_proxy_route_name (const gchar *path)
 {
 	static const gchar *const fixed[] = {"/v1/vms", "/v1/quota", "/v1/images", "/v1/audit", "/v1/ledger/head",
 					     "/v1/ledger/consistency", "/v1/ledger/key", NULL};
+	const gchar *name = ppn_metrics_route_name (path, fixed);
 
-	for (guint i = 0; fixed[i] != NULL; i++) {
-		if (g_strcmp0 (path, fixed[i]) == 0)
-			return fixed[i];
-	}
+	if (name != NULL)
+		return name;
 	if (g_str_has_prefix (path, "/v1/vms/") && strchr (path + 8, '/') == NULL)
 		return "/v1/vms/{id}";
 	return "other";
